@@ -87,6 +87,9 @@ class Format {
   virtual double bitsPerValue(const Shape& shape, int64_t blockAxis = -1) const = 0;
   /// True for fp32 (quantize returns its input unchanged).
   virtual bool isIdentity() const { return false; }
+  /// True when the result depends on `QuantizeArgs::blockAxis` (HBFP). Layers re-quantize such
+  /// operands for each GEMM along that GEMM's reduction axis; other formats are quantized once.
+  virtual bool isBlocked() const { return false; }
   /// Fresh adaptive state, or null for stateless formats.
   virtual std::unique_ptr<FormatState> makeState() const { return nullptr; }
   /// Snaps `x` onto the grid. `state` must be the result of makeState() (null if none) and is
