@@ -69,7 +69,13 @@ struct Encoded {
   Tensor codes;          // one code per element (U8 for 8-bit formats, I16/U16 for 16-bit, ...)
   Tensor exponents;      // shared exponents (per block or per tensor), if any
   std::vector<double> scalars;  // per-tensor parameters (S2FP8 alpha, beta; flex scale), if any
-  /// Bytes of the packed form (codes at their real bit width + exponents + scalars).
+  /// Real width of one code when narrower than its dtype (hbfp4 codes held in I8: 4); 0 = the
+  /// dtype's full width.
+  int codeBits = 0;
+  /// Real width of one shared exponent (HBFP: 8); 0 = the dtype's full width.
+  int exponentBits = 0;
+  /// Bytes of the packed form: codes and exponents bit-packed at their real widths (each
+  /// rounded up to whole bytes) plus 4 bytes (FP32) per scalar.
   size_t packedBytes() const;
 };
 

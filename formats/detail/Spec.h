@@ -25,6 +25,9 @@ class SpecKeys {
   /// One of `allowed`; `def` when absent.
   std::string getChoice(std::string_view key, std::string_view def,
                         const std::vector<std::string>& allowed);
+  /// Consumes a bare token without '=' ("ffp8:auto"); true when it was present. A bare token
+  /// nobody takes is rejected by finish().
+  bool takeFlag(std::string_view token);
   /// True when the key is present (does not consume it).
   bool has(std::string_view key) const;
   /// Throws if keys remain that no getter consumed, listing `allowedKeys`.
