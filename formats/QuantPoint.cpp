@@ -1,0 +1,129 @@
+#include "formats/QuantPoint.h"
+
+#include <sstream>
+
+#include "core/autograd/Autograd.h"
+
+namespace mantissa::formats {
+
+uint64_t streamOf(std::string_view name) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+QuantPoint::QuantPoint(std::string name, Role forwardRole, Role backwardRole)
+    : name_(std::move(name)), stream_(streamOf(name_)) {
+  fwd_.role = forwardRole;
+  bwd_.role = backwardRole;
+  setFormats(nullptr, nullptr);
+}
+
+void QuantPoint::setFormats(FormatPtr forward, FormatPtr backward) {
+  auto assign = [](QuantDirection& dir, FormatPtr f) {
+    if (!f) f = parse("fp32");
+    if (dir.format && dir.format->spec() == f->spec()) return;
+    dir.format = std::move(f);
+    dir.state = dir.format->makeState();
+  };
+  assign(fwd_, std::move(forward));
+  assign(bwd_, std::move(backward));
+}
+
+Tensor QuantPoint::run(QuantDirection& dir, const Tensor& x, int64_t blockAxis) {
+  if (dir.format->isIdentity()) return x;
+  QuantizeArgs args;
+  args.role = dir.role;
+  args.blockAxis = blockAxis;
+  args.seed = seed_;
+  args.stream = stream_ ^ (&dir == &bwd_ ? 0x9e3779b97f4a7c15ull : 0);
+  args.step = dir.calls++;
+  args.pointName = name_;
+  dir.lastStats = {};
+  args.stats = &dir.lastStats;
+  Tensor out = dir.format->quantize(x, args, dir.state.get());
+  dir.totalStats.count += dir.lastStats.count;
+  dir.totalStats.saturated += dir.lastStats.saturated;
+  dir.totalStats.flushed += dir.lastStats.flushed;
+  dir.totalStats.nonFinite += dir.lastStats.nonFinite;
+  return out;
+}
+
+Tensor QuantPoint::quantizeForward(const Tensor& x, int64_t blockAxis) {
+  return run(fwd_, x, blockAxis);
+}
+
+Tensor QuantPoint::quantizeBackward(const Tensor& g, int64_t blockAxis) {
+  return run(bwd_, g, blockAxis);
+}
+
+void QuantPoint::resetStats() {
+  fwd_.totalStats = {};
+  bwd_.totalStats = {};
+}
+
+std::vector<std::pair<std::string, double>> QuantPoint::metrics() const {
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto* dir : {&fwd_, &bwd_}) {
+    if (dir->format->isIdentity()) continue;
+    std::string p = dir == &fwd_ ? "fwd." : "bwd.";
+    if (dir->state) {
+      for (auto& [k, v] : dir->state->metrics()) out.emplace_back(p + k, v);
+    }
+    if (dir->totalStats.count > 0) {
+      double n = static_cast<double>(dir->totalStats.count);
+      out.emplace_back(p + "saturated", dir->totalStats.saturated / n);
+      out.emplace_back(p + "flushed", dir->totalStats.flushed / n);
+    }
+  }
+  return out;
+}
+
+std::string QuantPoint::describe() const {
+  std::ostringstream os;
+  os << name_ << "  fwd=" << fwd_.format->spec() << "  bwd=" << bwd_.format->spec();
+  return os.str();
+}
+
+void QuantPoint::saveState(io::StateDict& out, const std::string& prefix) const {
+  for (const auto* dir : {&fwd_, &bwd_}) {
+    std::string p = prefix + (dir == &fwd_ ? "forward/" : "backward/");
+    out.attrs[p + "format"] = dir->format->spec();
+    out.attrs[p + "role"] = roleName(dir->role);
+    out.tensors[p + "calls"] = Tensor::fromInts({static_cast<int64_t>(dir->calls)}, {1});
+    if (dir->state) dir->state->saveState(out, p + "state/");
+  }
+  out.tensors[prefix + "seed"] = Tensor::fromInts({static_cast<int64_t>(seed_)}, {1});
+}
+
+void QuantPoint::loadState(const io::StateDict& in, const std::string& prefix) {
+  for (auto* dir : {&fwd_, &bwd_}) {
+    std::string p = prefix + (dir == &fwd_ ? "forward/" : "backward/");
+    const std::string& spec = in.attr(p + "format");
+    MANTISSA_CHECK(spec == dir->format->spec(), "quantization point '", name_, "': saved ",
+                   (dir == &fwd_ ? "forward" : "backward"), " format '", spec,
+                   "' differs from the current '", dir->format->spec(),
+                   "' (change the recipe explicitly to resume with another precision)");
+    dir->calls = static_cast<uint64_t>(in.tensor(p + "calls").item<int64_t>());
+    if (dir->state) dir->state->loadState(in, p + "state/");
+  }
+  seed_ = static_cast<uint64_t>(in.tensor(prefix + "seed").item<int64_t>());
+}
+
+Tensor quantize(const Tensor& x, const QuantPointPtr& point, int64_t blockAxis) {
+  MANTISSA_CHECK(point != nullptr, "quantize: null quantization point");
+  Tensor out = point->quantizeForward(x.detach(), blockAxis);
+  if (out.isSameAs(x) || out.storage() == x.storage()) out = x.detach();
+  if (autograd::needsGrad({x})) {
+    autograd::record(out, "quantize(" + point->name() + ")", {x},
+                     [point, blockAxis](const Tensor& g) -> autograd::GradList {
+                       return {point->quantizeBackward(g, blockAxis)};
+                     });
+  }
+  return out;
+}
+
+}  // namespace mantissa::formats

@@ -1,0 +1,79 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/io/StateDict.h"
+#include "formats/Format.h"
+
+namespace mantissa::formats {
+
+/// One direction of a quantization point: its format, the format's adaptive state, and what
+/// the last conversion did.
+struct QuantDirection {
+  FormatPtr format;
+  std::unique_ptr<FormatState> state;
+  Role role = Role::Activation;
+  uint64_t calls = 0;      // conversions so far (the `step` of stochastic rounding)
+  QuantStats lastStats;    // counters of the most recent conversion
+  QuantStats totalStats;   // since construction or the last resetStats()
+};
+
+/// A named place where a tensor is snapped to a format on the way forward and its gradient on
+/// the way back (DESIGN.md "QuantPoint"). Each point owns the adaptive state of its tensors
+/// (Autoflex history, S2FP8 statistics), so no two tensors ever share it. Both formats start
+/// as fp32. Points are held by shared_ptr; autograd closures keep them alive.
+class QuantPoint : public io::Stateful {
+ public:
+  QuantPoint(std::string name, Role forwardRole, Role backwardRole);
+
+  const std::string& name() const { return name_; }
+  const QuantDirection& forward() const { return fwd_; }
+  const QuantDirection& backward() const { return bwd_; }
+  const FormatPtr& forwardFormat() const { return fwd_.format; }
+  const FormatPtr& backwardFormat() const { return bwd_.format; }
+
+  /// Sets both formats (null = fp32). A direction whose spec changes gets fresh state; an
+  /// unchanged one keeps its state (so re-applying a policy every epoch is harmless).
+  void setFormats(FormatPtr forward, FormatPtr backward);
+  /// Run seed for stochastic rounding (combined with a hash of the name and the call count).
+  void setSeed(uint64_t seed) { seed_ = seed; }
+
+  /// Snaps x with the forward format. `blockAxis` is used by blocked formats only.
+  Tensor quantizeForward(const Tensor& x, int64_t blockAxis = -1);
+  /// Snaps a gradient with the backward format.
+  Tensor quantizeBackward(const Tensor& g, int64_t blockAxis = -1);
+
+  /// Clears totalStats of both directions.
+  void resetStats();
+  /// Scalar metrics for logs: format state metrics and saturation/flush fractions, prefixed
+  /// with "fwd." / "bwd.".
+  std::vector<std::pair<std::string, double>> metrics() const;
+  /// "conv1.activation  fwd=hbfp8 bwd=fp32".
+  std::string describe() const;
+
+  /// Saves both specs, call counts and format states; loading checks that the specs match
+  /// the ones currently set (a different recipe must be applied explicitly before loading).
+  void saveState(io::StateDict& out, const std::string& prefix) const override;
+  void loadState(const io::StateDict& in, const std::string& prefix) override;
+
+ private:
+  Tensor run(QuantDirection& dir, const Tensor& x, int64_t blockAxis);
+
+  std::string name_;
+  uint64_t stream_;
+  uint64_t seed_ = 0;
+  QuantDirection fwd_, bwd_;
+};
+
+using QuantPointPtr = std::shared_ptr<QuantPoint>;
+
+/// The autograd `quantize` op: forward snaps x with the point's forward format, backward passes
+/// the gradient straight through and snaps it with the point's backward format.
+Tensor quantize(const Tensor& x, const QuantPointPtr& point, int64_t blockAxis = -1);
+
+/// 64-bit FNV-1a of a name: the stochastic-rounding stream of a point, stable across runs.
+uint64_t streamOf(std::string_view name);
+
+}  // namespace mantissa::formats

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "layers/Module.h"
+
+namespace mantissa::nn {
+
+/// Base of the layers whose work is a dot product (Linear, Conv2d, ConvTranspose2d). It owns
+/// the three quantization points of FORMATS.md A.2 and the master format of the weight:
+///   `activation`  forward: the input operand (role activation); backward: fp32 (the input
+///                 gradient leaves in FP32, the upstream layer quantizes it as its error)
+///   `weight`      forward: the weight operand (role weight); backward: the weight gradient
+///                 (role weight_grad)
+///   `error`       backward only: the output gradient entering both backward GEMMs
+/// Blocked formats (HBFP) are re-quantized for each GEMM along that GEMM's reduction axes
+/// (A.3); other formats quantize each tensor once and reuse it, so adaptive state (Autoflex,
+/// S2FP8) advances exactly once per tensor and step.
+class DotProductLayer : public Module {
+ public:
+  explicit DotProductLayer(std::string typeName);
+
+  bool isDotProduct() const override { return true; }
+  const formats::QuantPointPtr& activationPoint() const { return activation_; }
+  const formats::QuantPointPtr& weightPoint() const { return weightPoint_; }
+  const formats::QuantPointPtr& errorPoint() const { return error_; }
+  /// The current policy of this layer.
+  const FormatPolicy& policy() const { return policy_; }
+
+ protected:
+  void applyPolicy(const FormatPolicy& policy) override;
+  Named<MasterFormat> ownMasterFormats() const override;
+
+  /// Everything the three GEMMs of a layer need: for each operand, the axes that the GEMM
+  /// reading it reduces over (blocks run along them), and the raw kernels.
+  struct Gemms {
+    std::vector<int64_t> xForward, xWeightGrad;    // input x: forward, backward-weights GEMM
+    std::vector<int64_t> wForward, wDataGrad;      // weight: forward, backward-data GEMM
+    std::vector<int64_t> gyDataGrad, gyWeightGrad; // output gradient: the two backward GEMMs
+    std::function<Tensor(const Tensor& x, const Tensor& w)> forward;
+    std::function<Tensor(const Tensor& gy, const Tensor& w)> backwardData;
+    std::function<Tensor(const Tensor& x, const Tensor& gy)> backwardWeights;
+    std::string opName;
+  };
+  /// Runs forward with quantized operands and records the quantized backward. The bias (if
+  /// defined) is added in FP32 by `addBias` and gets the FP32 sum of the output gradient.
+  Tensor run(const Tensor& x, const Tensor& w, const Tensor& bias, const Gemms& g,
+             const std::function<Tensor(const Tensor& y, const Tensor& b)>& addBias,
+             const std::function<Tensor(const Tensor& gy)>& biasGrad);
+
+  /// Axis of the weight's forward-GEMM reduction (the master copy is blocked along it).
+  int64_t weightBlockAxis_ = 1;
+
+ private:
+  formats::QuantPointPtr activation_, weightPoint_, error_;
+  FormatPolicy policy_;
+};
+
+/// Quantizes `t` with one direction of `point` so that blocks run along the flattened `axes`
+/// (in order). For unblocked formats the axes do not matter and `t` is quantized as a whole.
+Tensor quantizeAlong(formats::QuantPoint& point, bool backward, const Tensor& t,
+                     const std::vector<int64_t>& axes);
+
+}  // namespace mantissa::nn
