@@ -1,0 +1,445 @@
+// The shared grid quantizer (FORMATS.md Part B §0; docs/formats.md "Rounding"): for x != 0,
+// e = max(floor(log2|x|), emin), ulp = 2^(e - m), q = round(x / ulp) * ulp, then the overflow
+// policy (saturate to ±max, or ±Inf, or NaN). Rounding is RNE or stochastic
+// (floor(x/ulp) + Bernoulli(frac)); NaN stays a canonical quiet NaN with the input's sign.
+//
+// Two implementations with bit-identical results:
+//  * the scalar reference, written from the definition in double precision (ilogb, ldexp,
+//    nearbyint), and
+//  * an AVX-512 kernel working on the float bit patterns. In the normal range of the target
+//    (|x| >= 2^emin) the fp32 bit pattern is a fixed-point number whose low d = 23 - m bits are
+//    the ones to drop, and adding 2^(d-1) - 1 + lsb before truncating is exactly RNE (a carry
+//    into the exponent field is the step to the next binade, and past the largest binade it
+//    lands on the Inf pattern). Below 2^emin the target ulp is fixed, so the kernel scales by
+//    2^(m - emin), rounds to an integer with vrndscaleps and scales back; both scalings are
+//    exact. When emin = -126 (bf16) the bit trick is exact everywhere, fp32 subnormals included.
+#include "formats/detail/Grid.h"
+
+#include <immintrin.h>
+
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+#include "core/Error.h"
+#include "core/Rng.h"
+#include "core/parallel/ParallelFor.h"
+
+// GCC 12 reports the _mm512_undefined_* placeholders inside AVX-512 intrinsics as
+// "maybe uninitialized"; the warning is about the compiler's own headers.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace mantissa::formats::detail {
+namespace {
+
+constexpr uint32_t kSignBit = 0x80000000u;
+constexpr uint32_t kAbsMask = 0x7FFFFFFFu;
+constexpr uint32_t kInfBits = 0x7F800000u;
+constexpr uint32_t kQuietNan = 0x7FC00000u;
+// Elements per stochastic-rounding group: 16 lanes x 4 Philox output words.
+constexpr int64_t kGroup = 64;
+
+/// Everything the kernels need, derived once per call from the FloatGrid.
+struct Consts {
+  int m = 0, d = 0, emin = 0;
+  uint32_t mask = 0;          // low d bits
+  uint32_t halfMinusOne = 0;  // 2^(d-1) - 1 (0 when d = 0)
+  uint32_t minNormalBits = 0; // bit pattern of 2^emin
+  bool linear = false;        // emin == -126: the bit trick covers the whole range
+  float s1 = 1.f, s2 = 1.f;   // s1 * s2 = 2^(m - emin), each a normal float
+  float c = 1.f;              // 2^(emin - m), the subnormal ulp (may be an fp32 subnormal)
+  uint32_t maxBits = 0;       // bit pattern of maxFinite
+  uint32_t overflowBits = 0;  // magnitude bits of an overflowed result
+  bool isSigned = true;
+};
+
+struct Counters {
+  int64_t saturated = 0, flushed = 0, nonFinite = 0;
+};
+
+float bitsToFloat(uint32_t u) { return std::bit_cast<float>(u); }
+uint32_t floatToBits(float f) { return std::bit_cast<uint32_t>(f); }
+
+Consts makeConsts(const FloatGrid& g) {
+  MANTISSA_CHECK(g.mantissaBits >= 0 && g.mantissaBits <= 21, "grid quantizer: mantissa bits ",
+                 g.mantissaBits, " outside [0, 21]");
+  MANTISSA_CHECK(g.minExponent >= -126 && g.minExponent <= 127, "grid quantizer: min exponent ",
+                 g.minExponent, " outside [-126, 127] (fp32 emulation range)");
+  MANTISSA_CHECK(g.minExponent - g.mantissaBits >= -149, "grid quantizer: subnormal ulp 2^",
+                 g.minExponent - g.mantissaBits, " below the fp32 minimum 2^-149");
+  MANTISSA_CHECK(std::isfinite(g.maxFinite) && g.maxFinite > 0.f,
+                 "grid quantizer: max finite value ", g.maxFinite, " must be finite and > 0");
+  Consts k;
+  k.m = g.mantissaBits;
+  k.d = 23 - k.m;
+  k.emin = g.minExponent;
+  k.mask = (1u << k.d) - 1u;
+  k.halfMinusOne = k.d > 0 ? (1u << (k.d - 1)) - 1u : 0u;
+  k.minNormalBits = floatToBits(std::ldexp(1.f, k.emin));
+  k.linear = k.emin == -126;
+  int up = k.m - k.emin;
+  k.s1 = std::ldexp(1.f, up / 2);
+  k.s2 = std::ldexp(1.f, up - up / 2);
+  k.c = std::ldexp(1.f, k.emin - k.m);
+  k.maxBits = floatToBits(g.maxFinite);
+  k.overflowBits = g.saturate ? k.maxBits : (g.infOnOverflow ? kInfBits : kQuietNan);
+  k.isSigned = g.isSigned;
+  return k;
+}
+
+// ---- scalar reference ---------------------------------------------------------------------
+
+float scalarOne(float x, const Consts& k, bool sr, uint32_t rbits, Counters& cnt) {
+  uint32_t sign = floatToBits(x) & kSignBit;
+  if (std::isnan(x)) {
+    ++cnt.nonFinite;
+    return bitsToFloat(sign | kQuietNan);
+  }
+  if (!k.isSigned) {
+    // Unsigned grid: the smallest value is +0, so negative inputs clamp to it.
+    if (sign && x != 0.f && !std::isinf(x)) ++cnt.saturated;
+    if (sign) {
+      if (std::isinf(x)) ++cnt.nonFinite;
+      return 0.f;
+    }
+  }
+  if (std::isinf(x)) {
+    ++cnt.nonFinite;
+    return bitsToFloat(sign | k.overflowBits);
+  }
+  double a = std::fabs(static_cast<double>(x));
+  if (a == 0.0) return x;
+  int e = std::max(std::ilogb(a), k.emin);
+  double y = std::ldexp(a, k.m - e);  // exact: a power-of-two scaling in double
+  double r;
+  if (!sr) {
+    r = std::nearbyint(y);  // default rounding mode: ties to even
+  } else {
+    double fl = std::floor(y), frac = y - fl;
+    bool roundUp;
+    if (a >= std::ldexp(1.0, k.emin) || k.linear) {
+      // frac has exactly d bits: round up when frac * 2^d + (d random bits) carries.
+      auto fracInt = static_cast<uint64_t>(std::ldexp(frac, k.d));
+      roundUp = fracInt + (rbits & k.mask) >= (uint64_t{1} << k.d);
+    } else {
+      // Subnormal range: compare with a uniform on the odd multiples of 2^-24 in (0, 1).
+      double u = static_cast<double>(((rbits >> 9) << 1) | 1u) * 0x1p-24;
+      roundUp = frac > u;
+    }
+    r = fl + (roundUp ? 1.0 : 0.0);
+  }
+  double q = std::ldexp(r, e - k.m);
+  if (q > static_cast<double>(bitsToFloat(k.maxBits))) {
+    ++cnt.saturated;
+    return bitsToFloat(sign | k.overflowBits);
+  }
+  if (q == 0.0) ++cnt.flushed;
+  return bitsToFloat(sign | floatToBits(static_cast<float>(q)));
+}
+
+void scalarRange(const float* in, float* out, int64_t begin, int64_t end, const Consts& k,
+                 bool sr, StochasticKey key, Counters& cnt) {
+  for (int64_t i = begin; i < end; ++i) {
+    uint32_t rbits = sr ? stochasticBits(key, static_cast<uint64_t>(i)) : 0u;
+    out[i] = scalarOne(in[i], k, sr, rbits, cnt);
+  }
+}
+
+// ---- AVX-512 kernel -------------------------------------------------------------------------
+
+#define MANTISSA_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+
+// High and low 32 bits of the 16 products a[i] * b (unsigned 32 x 32 -> 64).
+MANTISSA_AVX512 inline void mulHiLo(__m512i a, __m512i b, __m512i& hi, __m512i& lo) {
+  __m512i even = _mm512_mul_epu32(a, b);
+  __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), b);
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+// Philox-4x32-10 on 16 counters {c0 + lane, c1, 0, 0} at once (same rounds as core/Rng.cpp).
+MANTISSA_AVX512 void philox16(uint64_t counter, StochasticKey key, __m512i out[4]) {
+  const __m512i kM0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m512i kM1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512i c0 = _mm512_or_si512(_mm512_set1_epi32(static_cast<int>(counter)), lane);
+  __m512i c1 = _mm512_set1_epi32(static_cast<int>(counter >> 32));
+  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+  uint32_t k0 = key.k0, k1 = key.k1;
+  for (int round = 0; round < 10; ++round) {
+    __m512i hi0, lo0, hi1, lo1;
+    mulHiLo(c0, kM0, hi0, lo0);
+    mulHiLo(c2, kM1, hi1, lo1);
+    c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+    c1 = lo1;
+    c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
+}
+
+MANTISSA_AVX512 void avx512Range(const float* in, float* out, int64_t begin, int64_t end,
+                                 const Consts& k, bool sr, StochasticKey key, Counters& cnt) {
+  const __m512i vAbs = _mm512_set1_epi32(static_cast<int>(kAbsMask));
+  const __m512i vSign = _mm512_set1_epi32(static_cast<int>(kSignBit));
+  const __m512i vInf = _mm512_set1_epi32(static_cast<int>(kInfBits));
+  const __m512i vNan = _mm512_set1_epi32(static_cast<int>(kQuietNan));
+  const __m512i vMask = _mm512_set1_epi32(static_cast<int>(k.mask));
+  const __m512i vKeep = _mm512_set1_epi32(static_cast<int>(~k.mask));
+  const __m512i vHalf = _mm512_set1_epi32(static_cast<int>(k.halfMinusOne));
+  const __m512i vOne = _mm512_set1_epi32(1);
+  const __m512i vMinNormal = _mm512_set1_epi32(static_cast<int>(k.minNormalBits));
+  const __m512i vMax = _mm512_set1_epi32(static_cast<int>(k.maxBits));
+  const __m512i vOverflow = _mm512_set1_epi32(static_cast<int>(k.overflowBits));
+  const __m512 vS1 = _mm512_set1_ps(k.s1), vS2 = _mm512_set1_ps(k.s2), vC = _mm512_set1_ps(k.c);
+  const __m512 vTwoM24 = _mm512_set1_ps(0x1p-24f), vOneF = _mm512_set1_ps(1.f);
+  const __m128i vD = _mm_cvtsi32_si128(k.d);
+  int64_t saturated = 0, flushed = 0, nonFinite = 0;
+
+  for (int64_t g = begin; g < end; g += kGroup) {
+    __m512i rnd[4];
+    if (sr) philox16(static_cast<uint64_t>(g) >> 2, key, rnd);
+    for (int w = 0; w < 4; ++w) {
+      int64_t off = g + 16 * w;
+      if (off >= end) break;
+      __mmask16 valid = end - off >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (end - off)) - 1u);
+      __m512 x = _mm512_maskz_loadu_ps(valid, in + off);
+      __m512i u = _mm512_castps_si512(x);
+      __m512i sign = _mm512_and_si512(u, vSign);
+      __m512i a = _mm512_and_si512(u, vAbs);
+      __mmask16 nanM = _mm512_cmpgt_epi32_mask(a, vInf);
+      __mmask16 infM = _mm512_cmpeq_epi32_mask(a, vInf);
+      __mmask16 zeroM = _mm512_cmpeq_epi32_mask(a, _mm512_setzero_si512());
+
+      // Normal range: integer rounding of the bit pattern at bit d.
+      __m512i add = sr ? _mm512_and_si512(rnd[w], vMask)
+                       : _mm512_add_epi32(vHalf, _mm512_and_si512(_mm512_srl_epi32(a, vD), vOne));
+      __m512i q = _mm512_and_si512(_mm512_add_epi32(a, add), vKeep);
+
+      if (!k.linear) {
+        __mmask16 subM = _mm512_cmplt_epi32_mask(a, vMinNormal) & valid;
+        if (subM) {
+          __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_castsi512_ps(a), vS1), vS2);
+          __m512 r;
+          if (!sr) {
+            r = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+          } else {
+            __m512 fl = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+            __m512 frac = _mm512_sub_ps(y, fl);
+            __m512i odd = _mm512_or_si512(_mm512_slli_epi32(_mm512_srli_epi32(rnd[w], 9), 1), vOne);
+            __m512 uni = _mm512_mul_ps(_mm512_cvtepi32_ps(odd), vTwoM24);
+            __mmask16 up = _mm512_cmp_ps_mask(frac, uni, _CMP_GT_OQ);
+            r = _mm512_mask_add_ps(fl, up, fl, vOneF);
+          }
+          __m512i qs = _mm512_castps_si512(_mm512_mul_ps(r, vC));
+          q = _mm512_mask_mov_epi32(q, subM, qs);
+        }
+      }
+      __mmask16 ovM = _mm512_cmpgt_epu32_mask(q, vMax) & static_cast<__mmask16>(~nanM);
+      q = _mm512_mask_mov_epi32(q, ovM, vOverflow);
+      q = _mm512_mask_mov_epi32(q, nanM, vNan);
+      __mmask16 negM = 0;
+      if (!k.isSigned) {
+        negM = _mm512_test_epi32_mask(sign, sign) & static_cast<__mmask16>(~nanM);
+        q = _mm512_mask_mov_epi32(q, negM, _mm512_setzero_si512());
+        sign = _mm512_maskz_mov_epi32(nanM, sign);
+      }
+      _mm512_mask_storeu_ps(out + off, valid, _mm512_castsi512_ps(_mm512_or_si512(q, sign)));
+
+      __mmask16 finite = valid & static_cast<__mmask16>(~(nanM | infM));
+      __mmask16 nonzero = static_cast<__mmask16>(~zeroM);
+      __mmask16 qZero = _mm512_cmpeq_epi32_mask(q, _mm512_setzero_si512());
+      nonFinite += __builtin_popcount(valid & (nanM | infM));
+      saturated += __builtin_popcount(finite & (ovM | (negM & nonzero)));
+      flushed += __builtin_popcount(finite & nonzero & qZero & static_cast<__mmask16>(~negM));
+    }
+  }
+  cnt.saturated += saturated;
+  cnt.flushed += flushed;
+  cnt.nonFinite += nonFinite;
+}
+
+#undef MANTISSA_AVX512
+
+using RangeFn = void (*)(const float*, float*, int64_t, int64_t, const Consts&, bool,
+                         StochasticKey, Counters&);
+
+int64_t run(RangeFn fn, const float* in, float* out, int64_t n, const FloatGrid& grid,
+            Rounding rounding, uint64_t seed, uint64_t stream, uint64_t step, QuantStats* stats) {
+  MANTISSA_CHECK(n >= 0, "grid quantizer: negative element count ", n);
+  Consts k = makeConsts(grid);
+  bool sr = rounding == Rounding::Stochastic;
+  StochasticKey key = sr ? stochasticKey(seed, stream, step) : StochasticKey{};
+  std::atomic<int64_t> saturated{0}, flushed{0}, nonFinite{0};
+  // Chunks are whole 64-element groups so a group's Philox block is never split.
+  int64_t groups = (n + kGroup - 1) / kGroup;
+  parallelFor(0, groups, 1024, [&](int64_t gb, int64_t ge) {
+    Counters c;
+    fn(in, out, gb * kGroup, std::min(n, ge * kGroup), k, sr, key, c);
+    saturated += c.saturated;
+    flushed += c.flushed;
+    nonFinite += c.nonFinite;
+  });
+  if (stats) {
+    stats->count += n;
+    stats->saturated += saturated;
+    stats->flushed += flushed;
+    stats->nonFinite += nonFinite;
+  }
+  return nonFinite;
+}
+
+}  // namespace
+
+bool cpuHasAvx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  return has;
+}
+
+StochasticKey stochasticKey(uint64_t seed, uint64_t stream, uint64_t step) {
+  auto r = philox4x32({static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)},
+                      {static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32),
+                       static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32)});
+  return {r[0], r[1]};
+}
+
+uint32_t stochasticBits(const StochasticKey& key, uint64_t index) {
+  uint64_t c = ((index >> 6) << 4) | (index & 15);
+  auto r = philox4x32({key.k0, key.k1},
+                      {static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), 0u, 0u});
+  return r[(index >> 4) & 3];
+}
+
+int64_t quantizeGrid(const float* in, float* out, int64_t n, const FloatGrid& grid,
+                     Rounding rounding, uint64_t seed, uint64_t stream, uint64_t step,
+                     QuantStats* stats) {
+  return run(cpuHasAvx512() ? avx512Range : scalarRange, in, out, n, grid, rounding, seed, stream,
+             step, stats);
+}
+
+int64_t quantizeGridScalar(const float* in, float* out, int64_t n, const FloatGrid& grid,
+                           Rounding rounding, uint64_t seed, uint64_t stream, uint64_t step,
+                           QuantStats* stats) {
+  return run(scalarRange, in, out, n, grid, rounding, seed, stream, step, stats);
+}
+
+// ---- small float codes ----------------------------------------------------------------------
+
+namespace {
+
+int codeBits(const MiniFloat& l) { return l.signBits + l.expBits + l.mantBits; }
+
+void checkLayout(const MiniFloat& l) {
+  MANTISSA_CHECK((l.signBits == 0 || l.signBits == 1) && l.expBits >= 0 && l.mantBits >= 0 &&
+                     codeBits(l) <= 8 && codeBits(l) >= 1,
+                 "small float layout s=", l.signBits, " e=", l.expBits, " m=", l.mantBits,
+                 " does not fit 8 bits");
+  MANTISSA_CHECK(l.specials == Specials::None || l.expBits >= 1,
+                 "small float layout with Inf/NaN needs an exponent field");
+}
+
+}  // namespace
+
+float MiniFloat::maxFinite() const {
+  checkLayout(*this);
+  int topExp = (1 << expBits) - 1;
+  double mant;  // significand of the largest finite code
+  int exp;      // its unbiased exponent
+  if (expBits == 0) {
+    mant = 1.0 - std::ldexp(1.0, -mantBits);  // every code is subnormal
+    exp = 1 - bias;
+  } else if (specials == Specials::Ieee) {
+    mant = 2.0 - std::ldexp(1.0, -mantBits);
+    exp = topExp - 1 - bias;
+  } else if (specials == Specials::OcpE4M3) {
+    mant = 2.0 - std::ldexp(1.0, 1 - mantBits);  // all-ones mantissa is NaN
+    exp = topExp - bias;
+  } else {
+    mant = 2.0 - std::ldexp(1.0, -mantBits);
+    exp = topExp - bias;
+  }
+  return static_cast<float>(std::ldexp(mant, exp));
+}
+
+FloatGrid MiniFloat::grid(bool saturate) const {
+  MANTISSA_CHECK(saturate || specials != Specials::None,
+                 "a small float layout without Inf/NaN can only saturate");
+  return FloatGrid{.mantissaBits = mantBits,
+                   .minExponent = 1 - bias,
+                   .maxFinite = maxFinite(),
+                   .saturate = saturate,
+                   .infOnOverflow = specials == Specials::Ieee,
+                   .hasNan = specials != Specials::None,
+                   .isSigned = signBits == 1};
+}
+
+std::array<float, 256> MiniFloat::decodeTable() const {
+  checkLayout(*this);
+  std::array<float, 256> t;
+  t.fill(std::numeric_limits<float>::quiet_NaN());
+  int n = 1 << codeBits(*this);
+  int topExp = (1 << expBits) - 1, mantMask = (1 << mantBits) - 1;
+  for (int code = 0; code < n; ++code) {
+    bool neg = signBits && (code >> (expBits + mantBits)) & 1;
+    int ef = (code >> mantBits) & topExp, mf = code & mantMask;
+    float sgn = neg ? -1.f : 1.f;
+    float v;
+    if (specials == Specials::Ieee && ef == topExp) {
+      v = mf == 0 ? sgn * std::numeric_limits<float>::infinity()
+                  : bitsToFloat((neg ? kSignBit : 0u) | kQuietNan);
+    } else if (specials == Specials::OcpE4M3 && ef == topExp && mf == mantMask) {
+      v = bitsToFloat((neg ? kSignBit : 0u) | kQuietNan);
+    } else if (ef == 0) {
+      v = sgn * static_cast<float>(std::ldexp(static_cast<double>(mf), 1 - bias - mantBits));
+    } else {
+      v = sgn * static_cast<float>(std::ldexp(1.0 + std::ldexp(mf, -mantBits), ef - bias));
+    }
+    t[static_cast<size_t>(code)] = v;
+  }
+  return t;
+}
+
+void encodeMiniFloat(const float* q, uint8_t* codes, int64_t n, const MiniFloat& l) {
+  checkLayout(l);
+  const int m = l.mantBits, emin = 1 - l.bias;
+  const uint32_t signCode = l.signBits ? 1u << (l.expBits + m) : 0u;
+  const uint32_t magOnes = (1u << (l.expBits + m)) - 1u;  // S.111..1 is NaN where there is one
+  const uint32_t infCode = ((1u << l.expBits) - 1u) << m;
+  const uint32_t minNormalBits = floatToBits(std::ldexp(1.f, emin));
+  parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      uint32_t u = floatToBits(q[i]);
+      uint32_t a = u & kAbsMask;
+      uint32_t s = (u & kSignBit) ? signCode : 0u;
+      uint32_t code;
+      if (a > kInfBits) {
+        code = s | magOnes;  // Specials::None never gets here: its formats reject NaN input
+      } else if (a == kInfBits) {
+        code = s | (l.specials == Specials::Ieee ? infCode : magOnes);
+      } else if (a >= minNormalBits) {
+        uint32_t ef = (a >> 23) - 127u - static_cast<uint32_t>(emin) + 1u;
+        code = s | (ef << m) | ((a >> (23 - m)) & ((1u << m) - 1u));
+      } else {
+        // Subnormal of the target: an exact integer multiple of 2^(emin - m).
+        code = s | static_cast<uint32_t>(std::ldexp(static_cast<double>(bitsToFloat(a)), m - emin));
+      }
+      codes[i] = static_cast<uint8_t>(code);
+    }
+  });
+}
+
+void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloat& l) {
+  const std::array<float, 256> table = l.decodeTable();
+  parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) out[i] = table[codes[i]];
+  });
+}
+
+}  // namespace mantissa::formats::detail
