@@ -1,0 +1,66 @@
+#pragma once
+
+// oneDNN seam: only .cpp files of core/ops and the benchmarks include this header. Public headers
+// never do, so users of the library need no oneDNN headers.
+
+#include <dnnl.hpp>
+
+#include <string>
+#include <unordered_map>
+
+#include "core/Tensor.h"
+
+namespace mantissa::detail {
+
+/// The process-wide CPU engine (created on first use, never modified afterwards).
+const dnnl::engine& dnnlEngine();
+/// An in-order stream on dnnlEngine(), one per calling thread: oneDNN streams must not be shared
+/// by threads executing at the same time, while the engine and primitives may be.
+dnnl::stream& dnnlStream();
+
+/// Attributes used by every Mantissa primitive: strict F32 math (no implicit bf16/tf32 down-
+/// conversion, so results match the F32 reference kernels).
+dnnl::primitive_attr dnnlAttr();
+
+/// oneDNN dims from a Shape.
+dnnl::memory::dims dnnlDims(const Shape& shape);
+/// Dense row-major F32 layout of `shape` (nc, nchw, oihw, ... by rank).
+dnnl::memory::desc plainDesc(const Shape& shape);
+/// F32 layout of `shape` with explicit element `strides` (e.g. a transposed matrix view).
+dnnl::memory::desc stridedDesc(const Shape& shape, const Shape& strides);
+/// `shape` with format_tag::any: lets a primitive choose its preferred (blocked) layout.
+dnnl::memory::desc anyDesc(const Shape& shape);
+
+/// The storage of an F32 tensor as oneDNN memory with layout `desc` (no copy). The tensor must
+/// cover desc's bytes: callers pass contiguous tensors with plainDesc or matching strides.
+dnnl::memory wrap(const Tensor& t, const dnnl::memory::desc& desc);
+/// wrap(t, plainDesc(t.shape())) for a contiguous tensor.
+dnnl::memory wrap(const Tensor& t);
+
+/// Memory of layout `desc` backed by Mantissa storage (64-byte aligned, huge pages for large
+/// buffers); the returned Tensor owns the bytes and must outlive the memory.
+dnnl::memory scratchMemory(const dnnl::memory::desc& desc, Tensor& owner);
+
+/// `m` itself when it already has layout `desc`, otherwise a reordered copy (owned by `owner`).
+dnnl::memory toLayout(const dnnl::memory& m, const dnnl::memory::desc& desc, Tensor& owner);
+/// Copies `src` into `dst` (different layouts of the same logical tensor) and waits.
+void reorderInto(const dnnl::memory& src, const dnnl::memory& dst);
+
+/// Runs `p` on this thread's stream and waits for it.
+void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args);
+
+/// Contiguous, detached F32 view of `t` for handing to a kernel; errors name `op` and `what`.
+Tensor kernelInput(const Tensor& t, const char* op, const char* what);
+
+/// Calls `f` and turns a dnnl::error into a mantissa::Error that names the op and its shapes.
+template <class F>
+auto dnnlCall(const char* op, const std::string& shapes, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const dnnl::error& e) {
+    MANTISSA_CHECK(false, op, ": oneDNN rejected ", shapes, ": ", e.what());
+    throw;  // unreachable
+  }
+}
+
+}  // namespace mantissa::detail
