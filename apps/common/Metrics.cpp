@@ -31,34 +31,44 @@ std::string jsonEscape(std::string_view s) {
   return out;
 }
 
+JsonObject& JsonObject::set(std::string_view key, std::string raw) {
+  for (auto& [k, v] : fields_) {
+    if (k == key) {
+      v = std::move(raw);
+      return *this;
+    }
+  }
+  fields_.emplace_back(std::string(key), std::move(raw));
+  return *this;
+}
+
 JsonObject& JsonObject::add(std::string_view key, double value) {
   if (!std::isfinite(value)) {
-    fields_.emplace_back(std::string(key), "null");
-    return *this;
+    return set(key, "null");
   }
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.9g", value);
-  fields_.emplace_back(std::string(key), buf);
+  set(key, buf);
   return *this;
 }
 
 JsonObject& JsonObject::add(std::string_view key, int64_t value) {
-  fields_.emplace_back(std::string(key), std::to_string(value));
+  set(key, std::to_string(value));
   return *this;
 }
 
 JsonObject& JsonObject::add(std::string_view key, bool value) {
-  fields_.emplace_back(std::string(key), value ? "true" : "false");
+  set(key, value ? "true" : "false");
   return *this;
 }
 
 JsonObject& JsonObject::add(std::string_view key, std::string_view value) {
-  fields_.emplace_back(std::string(key), "\"" + jsonEscape(value) + "\"");
+  set(key, "\"" + jsonEscape(value) + "\"");
   return *this;
 }
 
 JsonObject& JsonObject::add(std::string_view key, const JsonObject& value) {
-  fields_.emplace_back(std::string(key), value.str());
+  set(key, value.str());
   return *this;
 }
 

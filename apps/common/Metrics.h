@@ -9,7 +9,8 @@
 
 namespace mantissa::train {
 
-/// One flat JSON object built field by field, in insertion order.
+/// One JSON object built field by field, in insertion order; adding an existing key replaces
+/// its value.
 class JsonObject {
  public:
   JsonObject& add(std::string_view key, double value);
@@ -24,6 +25,7 @@ class JsonObject {
   std::string str() const;
 
  private:
+  JsonObject& set(std::string_view key, std::string raw);
   std::vector<std::pair<std::string, std::string>> fields_;
 };
 

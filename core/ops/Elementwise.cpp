@@ -261,7 +261,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 Tensor relu(const Tensor& x) {
-  Tensor out = unaryKernel(x, "relu", [](float v) { return v > 0.f ? v : 0.f; });
+  // `!(v <= 0)` keeps NaN (like PyTorch), so a diverging run shows up in its loss.
+  Tensor out = unaryKernel(x, "relu", [](float v) { return !(v <= 0.f) ? v : 0.f; });
   if (autograd::needsGrad({x})) {
     autograd::record(out, "relu", {x}, [y = out.detach()](const Tensor& g) -> autograd::GradList {
       return {binaryKernel(g, y, "relu_backward", [](float gv, float yv) { return yv > 0.f ? gv : 0.f; })};
@@ -271,7 +272,7 @@ Tensor relu(const Tensor& x) {
 }
 
 Tensor leakyRelu(const Tensor& x, float slope) {
-  Tensor out = unaryKernel(x, "leaky_relu", [slope](float v) { return v > 0.f ? v : v * slope; });
+  Tensor out = unaryKernel(x, "leaky_relu", [slope](float v) { return !(v <= 0.f) ? v : v * slope; });
   if (autograd::needsGrad({x})) {
     autograd::record(out, "leaky_relu", {x},
                      [x = x.detach(), slope](const Tensor& g) -> autograd::GradList {

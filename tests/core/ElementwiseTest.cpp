@@ -89,3 +89,11 @@ TEST_CASE("elementwise: gradients match central differences") {
     CHECK_MESSAGE(r.ok, r.message);
   }
 }
+
+TEST_CASE("elementwise: activations propagate NaN like PyTorch") {
+  Tensor x = Tensor::fromVector({std::nanf(""), -1.f});
+  CHECK(std::isnan(relu(x).toVector()[0]));
+  CHECK(std::isnan(leakyRelu(x).toVector()[0]));
+  CHECK(std::isnan(sigmoid(x).toVector()[0]));
+  CHECK(std::isnan(tanh(x).toVector()[0]));
+}
