@@ -1,0 +1,187 @@
+// HBFP hbfpN: Drumond et al., "Training DNNs with Hybrid Block Floating Point", NeurIPS 2018
+// (parsa-epfl/HBFPEmulator); Harma et al., "Accuracy Boosters" (hbfp4/hbfp6); FORMATS.md A.3,
+// §3; docs/formats.md "HBFP". Rounding: RNE (emulator "determ") or stochastic
+// floor(x/ulp + U). Overflow: the mantissa saturates to ±(2^(N-1) - 1) (a block max that is an
+// exact power of two becomes 2^e - ulp). Deviation from the emulator: no eps in the exponent
+// (A.3); instead the 8-bit shared exponent is clamped below at -126. No NaN/Inf.
+#include "formats/Hbfp.h"
+
+#include <bit>
+#include <cmath>
+#include <regex>
+
+#include "core/Error.h"
+#include "core/parallel/ParallelFor.h"
+#include "formats/detail/Factories.h"
+#include "formats/detail/HbfpKernels.h"
+
+namespace mantissa::formats {
+
+namespace {
+
+DType codeType(int bits) { return bits <= 8 ? DType::I8 : bits <= 16 ? DType::I16 : DType::I32; }
+
+detail::HbfpLayout layoutOf(const Shape& shape, int64_t blockAxis, int64_t block) {
+  detail::HbfpLayout L;
+  L.block = block;
+  if (shape.empty()) return L;  // a scalar is one block of one value
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  int64_t ax = normalizeAxis(blockAxis, rank, "HBFP block axis");
+  L.outer = 1;
+  for (int64_t d = 0; d < ax; ++d) L.outer *= shape[d];
+  L.axis = shape[ax];
+  L.inner = 1;
+  for (int64_t d = ax + 1; d < rank; ++d) L.inner *= shape[d];
+  return L;
+}
+
+Shape exponentShape(const Shape& shape, int64_t blockAxis, int64_t block) {
+  if (shape.empty()) return {1};
+  Shape s = shape;
+  int64_t ax = normalizeAxis(blockAxis, static_cast<int64_t>(shape.size()), "HBFP block axis");
+  s[ax] = (s[ax] + block - 1) / block;
+  return s;
+}
+
+}  // namespace
+
+Hbfp::Hbfp(HbfpOptions options) : options_(options) {
+  MANTISSA_CHECK(options_.bits >= 2 && options_.bits <= 24, "hbfp: mantissa width ",
+                 options_.bits, " outside [2, 24]");
+  MANTISSA_CHECK(options_.block >= 1 && options_.block <= 65536, "hbfp: block ", options_.block,
+                 " outside [1, 65536]");
+}
+
+std::string Hbfp::spec() const {
+  std::string s = "hbfp" + std::to_string(options_.bits);
+  std::string keys;
+  if (options_.block != 64) keys += "block=" + std::to_string(options_.block);
+  if (options_.rounding == Rounding::Stochastic) keys += std::string(keys.empty() ? "" : ",") + "round=stochastic";
+  return keys.empty() ? s : s + ":" + keys;
+}
+
+double Hbfp::bitsPerValue(const Shape& shape, int64_t blockAxis) const {
+  int64_t n = numelOf(shape);
+  if (n == 0) return options_.bits;
+  int64_t blocks = numelOf(exponentShape(shape, blockAxis, options_.block));
+  return options_.bits + 8.0 * static_cast<double>(blocks) / static_cast<double>(n);
+}
+
+Tensor Hbfp::quantize(const Tensor& x, const QuantizeArgs& args, FormatState*) const {
+  MANTISSA_CHECK(x.dtype() == DType::F32, spec(), " at '", args.pointName,
+                 "': input must be f32, got ", dtypeName(x.dtype()));
+  Tensor xc = x.contiguous();
+  Tensor out = Tensor::empty(x.shape());
+  detail::HbfpLayout L = layoutOf(x.shape(), args.blockAxis, options_.block);
+  detail::HbfpParams p{options_.bits, options_.rounding, args.seed, args.stream, args.step};
+  detail::HbfpPass r = detail::hbfpQuantize(xc.data<float>(), out.data<float>(), nullptr, L, p,
+                                            detail::bestKernelIsa());
+  MANTISSA_CHECK(r.nonFinite == 0, spec(), " at '", args.pointName, "': ", r.nonFinite,
+                 " non-finite input value(s) (NaN/Inf); HBFP has no NaN or Inf");
+  if (args.stats) {
+    args.stats->count += xc.numel();
+    args.stats->saturated += r.saturated;
+    args.stats->flushed += r.flushed;
+  }
+  return out;
+}
+
+Encoded Hbfp::encode(const Tensor& x, const QuantizeArgs& args, FormatState*) const {
+  MANTISSA_CHECK(x.dtype() == DType::F32, spec(), " at '", args.pointName,
+                 "': input must be f32, got ", dtypeName(x.dtype()));
+  Tensor xc = x.contiguous();
+  Encoded e;
+  e.spec = spec();
+  e.shape = x.shape();
+  e.blockAxis = x.dim() == 0 ? -1 : normalizeAxis(args.blockAxis, x.dim(), "HBFP block axis");
+  e.codes = Tensor::empty(x.shape(), codeType(options_.bits));
+  e.exponents = Tensor::empty(exponentShape(x.shape(), args.blockAxis, options_.block), DType::I16);
+  detail::HbfpLayout L = layoutOf(x.shape(), args.blockAxis, options_.block);
+  detail::HbfpParams p{options_.bits, options_.rounding, args.seed, args.stream, args.step};
+  const auto isa = detail::bestKernelIsa();
+  int16_t* exps = e.exponents.data<int16_t>();
+  detail::HbfpPass r;
+  switch (e.codes.dtype()) {
+    case DType::I8: r = detail::hbfpQuantize(xc.data<float>(), e.codes.data<int8_t>(), exps, L, p, isa); break;
+    case DType::I16: r = detail::hbfpQuantize(xc.data<float>(), e.codes.data<int16_t>(), exps, L, p, isa); break;
+    default: r = detail::hbfpQuantize(xc.data<float>(), e.codes.data<int32_t>(), exps, L, p, isa); break;
+  }
+  MANTISSA_CHECK(r.nonFinite == 0, spec(), " at '", args.pointName, "': ", r.nonFinite,
+                 " non-finite input value(s) (NaN/Inf); HBFP has no NaN or Inf");
+  if (args.stats) {
+    args.stats->count += xc.numel();
+    args.stats->saturated += r.saturated;
+    args.stats->flushed += r.flushed;
+  }
+  return e;
+}
+
+Tensor Hbfp::decode(const Encoded& e) const {
+  MANTISSA_CHECK(e.spec == spec(), "decode: codes of '", e.spec, "' given to ", spec());
+  const DType ct = codeType(options_.bits);
+  MANTISSA_CHECK(e.codes.defined() && e.codes.dtype() == ct && e.codes.numel() == numelOf(e.shape),
+                 spec(), " decode: codes must be ", dtypeName(ct), " with ", numelOf(e.shape),
+                 " elements");
+  Shape es = exponentShape(e.shape, e.blockAxis, options_.block);
+  MANTISSA_CHECK(e.exponents.defined() && e.exponents.dtype() == DType::I16 &&
+                     e.exponents.shape() == es,
+                 spec(), " decode: exponents must be i16 of shape ", toString(es));
+  detail::HbfpLayout L = layoutOf(e.shape, e.blockAxis, options_.block);
+  Tensor codes = e.codes.contiguous(), exps = e.exponents.contiguous();
+  const int16_t* ep = exps.data<int16_t>();
+  for (int64_t i = 0; i < exps.numel(); ++i) {
+    MANTISSA_CHECK(ep[i] >= detail::kHbfpMinExponent && ep[i] <= detail::kHbfpMaxExponent, spec(),
+                   " decode: block exponent ", ep[i], " outside [", detail::kHbfpMinExponent,
+                   ", ", detail::kHbfpMaxExponent, "]");
+  }
+  Tensor out = Tensor::empty(e.shape);
+  float* op = out.data<float>();
+  const int64_t nb = L.numBlocks();
+  auto run = [&](const auto* c) {
+    parallelFor(0, L.outer * L.axis, 64, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t o = r / L.axis, a = r % L.axis, b = a / L.block;
+        const int16_t* er = ep + (o * nb + b) * L.inner;
+        for (int64_t i = 0; i < L.inner; ++i) {
+          // 2^(e-(N-1)) as two normal factors (it can be an fp32 subnormal).
+          int s = options_.bits - 1 - er[i];
+          int s1 = s >> 1, s2 = s - s1;
+          float g1 = std::bit_cast<float>(static_cast<uint32_t>(127 - s1) << 23);
+          float g2 = std::bit_cast<float>(static_cast<uint32_t>(127 - s2) << 23);
+          op[r * L.inner + i] = (static_cast<float>(c[r * L.inner + i]) * g1) * g2;
+        }
+      }
+    });
+  };
+  switch (ct) {
+    case DType::I8: run(codes.data<int8_t>()); break;
+    case DType::I16: run(codes.data<int16_t>()); break;
+    default: run(codes.data<int32_t>()); break;
+  }
+  return out;
+}
+
+namespace detail {
+
+FormatPtr makeHbfp(SpecKeys& keys) {
+  static const std::regex kHead(R"(hbfp(\d{1,2}))");
+  std::smatch m;
+  const std::string& head = keys.head();
+  MANTISSA_CHECK(std::regex_match(head, m, kHead), "format spec '", keys.spec(),
+                 "': expected hbfp<N> with N in [2, 24] (mantissa width including the sign), "
+                 "e.g. hbfp8");
+  int bits = std::stoi(m[1].str());
+  MANTISSA_CHECK(bits >= 2 && bits <= 24, "format spec '", keys.spec(), "': HBFP width ", bits,
+                 " outside [2, 24]");
+  HbfpOptions o;
+  o.bits = bits;
+  o.block = keys.getInt("block", 64, 1, 65536);
+  std::string round = keys.getChoice("round", "nearest", {"nearest", "stochastic"});
+  o.rounding = round == "stochastic" ? Rounding::Stochastic : Rounding::NearestEven;
+  keys.finish({"block", "round"});
+  return std::make_shared<Hbfp>(o);
+}
+
+}  // namespace detail
+
+}  // namespace mantissa::formats

@@ -1,0 +1,188 @@
+// Flexpoint kernels (Köster et al. 2017; docs/formats.md "Flexpoint"): x * 2^dec, round to
+// nearest even, saturate to the N-bit two's-complement range, optionally scale back. The
+// AVX-512 path and the scalar path perform the same IEEE operations and agree bit for bit.
+#include "formats/detail/FlexpointKernels.h"
+
+// GCC 12 reports -Wuninitialized inside the AVX-512 intrinsic headers (_mm512_undefined_*,
+// GCC PR 105593); the warnings point into the header, so they are silenced for it alone.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <type_traits>
+
+#include "core/Error.h"
+#include "formats/detail/Chunked.h"
+
+namespace mantissa::formats::detail {
+
+namespace {
+
+FlexPass combine(const FlexPass& a, const FlexPass& b) {
+  return {std::min(a.minValue, b.minValue), std::max(a.maxValue, b.maxValue),
+          a.nonFinite + b.nonFinite, a.saturated + b.saturated, a.flushed + b.flushed};
+}
+
+bool isNonFinite(float v) { return !(std::fabs(v) <= FLT_MAX); }
+
+FlexPass scanScalar(const float* x, int64_t n) {
+  FlexPass r;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i];
+    if (isNonFinite(v)) {
+      r.nonFinite += 1;
+      continue;
+    }
+    r.minValue = std::min(r.minValue, v);
+    r.maxValue = std::max(r.maxValue, v);
+  }
+  return r;
+}
+
+template <class Out>
+FlexPass quantizeScalar(const float* x, Out* out, int64_t n, float up, float down, float lo,
+                        float hi) {
+  FlexPass r;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i];
+    if (isNonFinite(v)) {
+      r.nonFinite += 1;
+    } else {
+      r.minValue = std::min(r.minValue, v);
+      r.maxValue = std::max(r.maxValue, v);
+    }
+    float q = std::nearbyint(v * up);
+    // NaN makes the call fail; meanwhile it gets the integer the AVX-512 path gives it (max_ps
+    // returns its second operand for NaN), which also keeps the int conversion defined.
+    if (q != q) q = lo;
+    if (q > hi || q < lo) r.saturated += 1;
+    q = std::min(std::max(q, lo), hi);
+    if (q == 0.0f && v != 0.0f) r.flushed += 1;
+    if constexpr (std::is_same_v<Out, float>) {
+      out[i] = (q + 0.0f) * down;  // + 0 turns -0 into +0: integers have no negative zero
+    } else {
+      out[i] = static_cast<Out>(static_cast<int32_t>(q));
+    }
+  }
+  return r;
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
+
+FlexPass scanAvx512(const float* x, int64_t n) {
+  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+  __m512 vmin = _mm512_set1_ps(INFINITY), vmax = _mm512_set1_ps(-INFINITY);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    __mmask16 nf = _mm512_mask_cmp_ps_mask(m, _mm512_and_ps(v, absMask), fmax, _CMP_NLE_UQ);
+    bad += __builtin_popcount(nf);
+    __mmask16 ok = m & ~nf;
+    vmin = _mm512_mask_min_ps(vmin, ok, vmin, v);
+    vmax = _mm512_mask_max_ps(vmax, ok, vmax, v);
+  }
+  FlexPass r;
+  r.minValue = _mm512_reduce_min_ps(vmin);
+  r.maxValue = _mm512_reduce_max_ps(vmax);
+  r.nonFinite = bad;
+  return r;
+}
+
+template <class Out>
+FlexPass quantizeAvx512(const float* x, Out* out, int64_t n, float up, float down, float lo,
+                        float hi) {
+  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+  const __m512 vup = _mm512_set1_ps(up), vdown = _mm512_set1_ps(down);
+  const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 vmin = _mm512_set1_ps(INFINITY), vmax = _mm512_set1_ps(-INFINITY);
+  int64_t bad = 0, sat = 0, flushed = 0;
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    __mmask16 nf = _mm512_mask_cmp_ps_mask(m, _mm512_and_ps(v, absMask), fmax, _CMP_NLE_UQ);
+    bad += __builtin_popcount(nf);
+    __mmask16 ok = m & ~nf;
+    vmin = _mm512_mask_min_ps(vmin, ok, vmin, v);
+    vmax = _mm512_mask_max_ps(vmax, ok, vmax, v);
+    __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(v, vup), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __mmask16 s = _mm512_cmp_ps_mask(q, vhi, _CMP_GT_OQ) | _mm512_cmp_ps_mask(q, vlo, _CMP_LT_OQ);
+    sat += __builtin_popcount(s & m);
+    q = _mm512_min_ps(_mm512_max_ps(q, vlo), vhi);
+    __mmask16 fl = _mm512_cmp_ps_mask(q, zero, _CMP_EQ_OQ) & _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
+    flushed += __builtin_popcount(fl & m);
+    if constexpr (std::is_same_v<Out, float>) {
+      _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_add_ps(q, zero), vdown));
+    } else {
+      __m512i qi = _mm512_cvtps_epi32(q);
+      if constexpr (sizeof(Out) == 1) {
+        _mm512_mask_cvtepi32_storeu_epi8(out + i, m, qi);
+      } else if constexpr (sizeof(Out) == 2) {
+        _mm512_mask_cvtepi32_storeu_epi16(out + i, m, qi);
+      } else {
+        _mm512_mask_storeu_epi32(out + i, m, qi);
+      }
+    }
+  }
+  FlexPass r;
+  r.minValue = _mm512_reduce_min_ps(vmin);
+  r.maxValue = _mm512_reduce_max_ps(vmax);
+  r.nonFinite = bad;
+  r.saturated = sat;
+  r.flushed = flushed;
+  return r;
+}
+
+#pragma GCC pop_options
+
+}  // namespace
+
+FlexPass flexScan(const float* x, int64_t n, KernelIsa isa) {
+  return reduceChunks(
+      n, kKernelChunk, FlexPass{},
+      [&](int64_t b, int64_t e) {
+        return isa == KernelIsa::Avx512 ? scanAvx512(x + b, e - b) : scanScalar(x + b, e - b);
+      },
+      combine);
+}
+
+template <class Out>
+FlexPass flexQuantize(const float* x, Out* out, int64_t n, int dec, int bits, KernelIsa isa) {
+  MANTISSA_CHECK(dec >= -100 && dec <= 100, "flexQuantize: dec ", dec, " out of [-100, 100]");
+  MANTISSA_CHECK(bits >= 2 && bits <= 24, "flexQuantize: bits ", bits, " out of [2, 24]");
+  const float up = std::ldexp(1.0f, dec), down = std::ldexp(1.0f, -dec);
+  const float hi = std::ldexp(1.0f, bits - 1) - 1.0f, lo = -std::ldexp(1.0f, bits - 1);
+  return reduceChunks(
+      n, kKernelChunk, FlexPass{},
+      [&](int64_t b, int64_t e) {
+        return isa == KernelIsa::Avx512
+                   ? quantizeAvx512<Out>(x + b, out + b, e - b, up, down, lo, hi)
+                   : quantizeScalar<Out>(x + b, out + b, e - b, up, down, lo, hi);
+      },
+      combine);
+}
+
+template FlexPass flexQuantize<float>(const float*, float*, int64_t, int, int, KernelIsa);
+template FlexPass flexQuantize<int8_t>(const float*, int8_t*, int64_t, int, int, KernelIsa);
+template FlexPass flexQuantize<int16_t>(const float*, int16_t*, int64_t, int, int, KernelIsa);
+template FlexPass flexQuantize<int32_t>(const float*, int32_t*, int64_t, int, int, KernelIsa);
+
+int64_t flexMaxabs(float minValue, float maxValue, int dec, int bits) {
+  // Same float operations as the kernels, applied to the extreme values.
+  const float up = std::ldexp(1.0f, dec);
+  const float hi = std::ldexp(1.0f, bits - 1) - 1.0f;
+  float pos = maxValue > 0.0f ? std::min(std::nearbyint(maxValue * up), hi) : 0.0f;
+  float neg = minValue < 0.0f ? std::min(std::nearbyint(-minValue * up), hi + 1.0f) : 0.0f;
+  return static_cast<int64_t>(std::max(pos, neg));
+}
+
+}  // namespace mantissa::formats::detail

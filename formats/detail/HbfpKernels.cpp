@@ -1,0 +1,415 @@
+// HBFP block quantizer (Drumond et al., NeurIPS 2018; FORMATS.md A.3 and §3.2; docs/formats.md
+// "HBFP"). Per block: e = ceil(log2 max|x|) computed exactly from the float bits (no eps),
+// clamped to [kHbfpMinExponent, kHbfpMaxExponent]; ulp = 2^(e - (N-1)); M = round(x / ulp) with
+// RNE or stochastic rounding; saturation to |M| <= 2^(N-1) - 1 (so a power-of-two max becomes
+// 2^e - ulp, as in the authors' emulator).
+//
+// Exactness: x / ulp = x * 2^s with s = N-1-e in [-127, 149], which is not always a normal
+// float, so it is applied as two factors 2^s1 * 2^s2 with s1 = floor(s/2) (both normal, same
+// sign: no intermediate rounding can change a result >= 1/2). Back-scaling by 2^-s1 * 2^-s2 is
+// exact because every value of the grid is a multiple of 2^-149 with at most 24 bits.
+//
+// Two layouts: blocks along the last axis (contiguous, one block at a time) and blocks along a
+// middle axis with an inner stride (e.g. C of NCHW, stride H*W): a tile of the inner dimension
+// is processed for all rows of a block at once, vectorised across the inner index, so no
+// element-wise gather is needed.
+#include "formats/detail/HbfpKernels.h"
+
+// GCC 12 reports -Wuninitialized inside the AVX-512 intrinsic headers (_mm512_undefined_*,
+// GCC PR 105593); the warnings point into the header, so they are silenced for it alone.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <algorithm>
+#include <bit>
+#include <cfloat>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+#include "core/Error.h"
+#include "formats/detail/Chunked.h"
+#include "formats/detail/Grid.h"
+
+namespace mantissa::formats::detail {
+
+namespace {
+
+constexpr int64_t kTile = 256;  // inner elements per strided work item (x block rows)
+
+HbfpPass combine(const HbfpPass& a, const HbfpPass& b) {
+  return {a.nonFinite + b.nonFinite, a.saturated + b.saturated, a.flushed + b.flushed};
+}
+
+float pow2(int k) { return std::bit_cast<float>(static_cast<uint32_t>(k + 127) << 23); }
+
+/// ceil(log2 amax) from the bits of a non-negative float, clamped to the exponent range.
+int blockExponent(float amax) {
+  uint32_t b = std::bit_cast<uint32_t>(amax);
+  int ef = static_cast<int>(b >> 23);
+  if (ef == 0) return kHbfpMinExponent;  // zero or below 2^-126
+  int e = ef - 127 + ((b & 0x7fffffu) != 0 ? 1 : 0);
+  return std::clamp(e, kHbfpMinExponent, kHbfpMaxExponent);
+}
+
+struct Scale {
+  float f1, f2, g1, g2;
+};
+
+Scale scaleFor(int e, int bits) {
+  int s = bits - 1 - e;
+  int s1 = s >> 1, s2 = s - s1;  // arithmetic shift: floor(s / 2)
+  return {pow2(s1), pow2(s2), pow2(-s1), pow2(-s2)};
+}
+
+bool isNonFinite(float v) { return !(std::fabs(v) <= FLT_MAX); }
+
+/// Random bits for flat indices [first, first + count).
+void fillBitsScalar(const StochasticKey& key, uint64_t first, int64_t count, uint32_t* buf) {
+  for (int64_t j = 0; j < count; ++j) buf[j] = stochasticBits(key, first + static_cast<uint64_t>(j));
+}
+
+template <class Out>
+void quantElem(float v, Out* o, const Scale& sc, float qmax, bool sr, uint32_t rbits,
+               HbfpPass& cnt) {
+  float y = (v * sc.f1) * sc.f2;
+  float r;
+  if (sr) {
+    // floor(y + k 2^-24) = floor(y) + [k + floor(frac 2^24) >= 2^24]: exact integer test.
+    float fl = std::floor(y);
+    float frac = y - fl;
+    int32_t f24 = frac >= 0.0f ? static_cast<int32_t>(frac * 0x1p24f) : 0;
+    int32_t k = static_cast<int32_t>(rbits >> 8);
+    r = fl + ((k + f24) >= (1 << 24) ? 1.0f : 0.0f);
+  } else {
+    r = std::nearbyint(y);
+  }
+  if (r != r) r = -qmax;  // NaN (the call fails): same integer as the AVX-512 path
+  if (r > qmax || r < -qmax) cnt.saturated += 1;
+  r = std::min(std::max(r, -qmax), qmax);
+  if (r == 0.0f && v != 0.0f) cnt.flushed += 1;
+  if constexpr (std::is_same_v<Out, float>) {
+    *o = ((r + 0.0f) * sc.g1) * sc.g2;
+  } else {
+    *o = static_cast<Out>(static_cast<int32_t>(r));
+  }
+}
+
+template <class Out>
+HbfpPass rowsScalar(const float* x, Out* out, int16_t* exps, const HbfpLayout& L,
+                    const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
+  // Contiguous layout: item = one block of one row.
+  HbfpPass cnt;
+  const bool sr = p.rounding == Rounding::Stochastic;
+  const float qmax = std::ldexp(1.0f, p.bits - 1) - 1.0f;
+  const int64_t nb = L.numBlocks();
+  std::vector<uint32_t> bits(sr ? static_cast<size_t>(L.block) : 0);
+  for (int64_t item = b0; item < b1; ++item) {
+    int64_t row = item / nb, b = item % nb;
+    int64_t start = row * L.axis + b * L.block;
+    int64_t len = std::min(L.block, L.axis - b * L.block);
+    float amax = 0.0f;
+    for (int64_t j = 0; j < len; ++j) {
+      float v = x[start + j];
+      if (isNonFinite(v)) {
+        cnt.nonFinite += 1;
+      } else {
+        amax = std::max(amax, std::fabs(v));
+      }
+    }
+    int e = blockExponent(amax);
+    if (exps) exps[item] = static_cast<int16_t>(e);
+    Scale sc = scaleFor(e, p.bits);
+    if (sr) fillBitsScalar(key, static_cast<uint64_t>(start), len, bits.data());
+    for (int64_t j = 0; j < len; ++j) {
+      quantElem(x[start + j], out + start + j, sc, qmax, sr, sr ? bits[j] : 0u, cnt);
+    }
+  }
+  return cnt;
+}
+
+template <class Out>
+HbfpPass stridedScalar(const float* x, Out* out, int16_t* exps, const HbfpLayout& L,
+                       const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
+  // Strided layout: item = (outer, block, inner tile).
+  HbfpPass cnt;
+  const bool sr = p.rounding == Rounding::Stochastic;
+  const float qmax = std::ldexp(1.0f, p.bits - 1) - 1.0f;
+  const int64_t nb = L.numBlocks(), nt = (L.inner + kTile - 1) / kTile;
+  float amax[kTile];
+  Scale sc[kTile];
+  uint32_t bits[kTile];
+  for (int64_t item = b0; item < b1; ++item) {
+    int64_t o = item / (nb * nt), b = (item / nt) % nb, t = item % nt;
+    int64_t a0 = b * L.block, a1 = std::min(L.axis, a0 + L.block);
+    int64_t i0 = t * kTile, w = std::min(kTile, L.inner - i0);
+    std::fill(amax, amax + w, 0.0f);
+    for (int64_t a = a0; a < a1; ++a) {
+      const float* row = x + (o * L.axis + a) * L.inner + i0;
+      for (int64_t j = 0; j < w; ++j) {
+        if (isNonFinite(row[j])) {
+          cnt.nonFinite += 1;
+        } else {
+          amax[j] = std::max(amax[j], std::fabs(row[j]));
+        }
+      }
+    }
+    for (int64_t j = 0; j < w; ++j) {
+      int e = blockExponent(amax[j]);
+      if (exps) exps[(o * nb + b) * L.inner + i0 + j] = static_cast<int16_t>(e);
+      sc[j] = scaleFor(e, p.bits);
+    }
+    for (int64_t a = a0; a < a1; ++a) {
+      int64_t base = (o * L.axis + a) * L.inner + i0;
+      if (sr) fillBitsScalar(key, static_cast<uint64_t>(base), w, bits);
+      for (int64_t j = 0; j < w; ++j) {
+        quantElem(x[base + j], out + base + j, sc[j], qmax, sr, sr ? bits[j] : 0u, cnt);
+      }
+    }
+  }
+  return cnt;
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
+
+inline __mmask16 tailMask(int64_t left) {
+  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
+}
+
+inline void mulHiLo(__m512i a, __m512i b, __m512i& hi, __m512i& lo) {
+  __m512i even = _mm512_mul_epu32(a, b);
+  __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), b);
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+/// Philox-4x32-10 on counters {c + lane, c >> 32, 0, 0} for 16 lanes (core/Rng.cpp rounds):
+/// the words stochasticBits uses for the 64 elements of group c / 16.
+void philox16(uint64_t c, const StochasticKey& key, __m512i out[4]) {
+  const __m512i kM0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m512i kM1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512i c0 = _mm512_or_si512(_mm512_set1_epi32(static_cast<int>(c)), lane);
+  __m512i c1 = _mm512_set1_epi32(static_cast<int>(c >> 32));
+  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+  uint32_t k0 = key.k0, k1 = key.k1;
+  for (int round = 0; round < 10; ++round) {
+    __m512i hi0, lo0, hi1, lo1;
+    mulHiLo(c0, kM0, hi0, lo0);
+    mulHiLo(c2, kM1, hi1, lo1);
+    c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+    c1 = lo1;
+    c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
+}
+
+/// stochasticBits for flat indices [first, first + count), 64 at a time.
+void fillBitsAvx512(const StochasticKey& key, uint64_t first, int64_t count, uint32_t* buf) {
+  alignas(64) uint32_t group[64];
+  uint64_t end = first + static_cast<uint64_t>(count);
+  for (uint64_t g = first & ~uint64_t{63}; g < end; g += 64) {
+    __m512i w[4];
+    philox16((g >> 6) << 4, key, w);
+    for (int k = 0; k < 4; ++k) _mm512_store_si512(group + 16 * k, w[k]);
+    uint64_t lo = std::max(g, first), hi = std::min(g + 64, end);
+    std::copy(group + (lo - g), group + (hi - g), buf + (lo - first));
+  }
+}
+
+struct VScale {
+  __m512 f1, f2, g1, g2;
+  __m512i e;
+};
+
+/// Per-lane exponent and scale factors from per-lane block maxima (non-negative).
+inline VScale vscaleFor(__m512 amax, int bits) {
+  __m512i b = _mm512_castps_si512(amax);
+  __m512i ef = _mm512_srli_epi32(b, 23);
+  __mmask16 frac = _mm512_test_epi32_mask(b, _mm512_set1_epi32(0x7fffff));
+  __m512i e = _mm512_sub_epi32(ef, _mm512_set1_epi32(127));
+  e = _mm512_mask_add_epi32(e, frac, e, _mm512_set1_epi32(1));
+  __mmask16 zero = _mm512_cmpeq_epi32_mask(ef, _mm512_setzero_si512());
+  e = _mm512_max_epi32(e, _mm512_set1_epi32(kHbfpMinExponent));
+  e = _mm512_min_epi32(e, _mm512_set1_epi32(kHbfpMaxExponent));
+  e = _mm512_mask_mov_epi32(e, zero, _mm512_set1_epi32(kHbfpMinExponent));
+  __m512i s = _mm512_sub_epi32(_mm512_set1_epi32(bits - 1), e);
+  __m512i s1 = _mm512_srai_epi32(s, 1), s2 = _mm512_sub_epi32(s, s1);
+  const __m512i bias = _mm512_set1_epi32(127);
+  auto p2 = [&](__m512i k) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k, bias), 23));
+  };
+  __m512i zeroI = _mm512_setzero_si512();
+  return {p2(s1), p2(s2), p2(_mm512_sub_epi32(zeroI, s1)), p2(_mm512_sub_epi32(zeroI, s2)), e};
+}
+
+/// One vector of elements: quantize with per-lane scales, store values or mantissas.
+template <class Out>
+inline void quantVec(const float* xp, Out* op, __mmask16 m, const VScale& sc, __m512 qmax,
+                     bool sr, const uint32_t* rbits, int64_t& sat, int64_t& flushed) {
+  __m512 v = _mm512_maskz_loadu_ps(m, xp);
+  __m512 y = _mm512_mul_ps(_mm512_mul_ps(v, sc.f1), sc.f2);
+  __m512 r;
+  if (sr) {
+    __m512 fl = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    __m512 frac = _mm512_sub_ps(y, fl);
+    __m512i f24 = _mm512_cvttps_epi32(_mm512_mul_ps(frac, _mm512_set1_ps(0x1p24f)));
+    __m512i k = _mm512_srli_epi32(_mm512_maskz_loadu_epi32(m, rbits), 8);
+    __mmask16 up = _mm512_cmpge_epi32_mask(_mm512_add_epi32(k, f24), _mm512_set1_epi32(1 << 24));
+    r = _mm512_mask_add_ps(fl, up, fl, _mm512_set1_ps(1.0f));
+  } else {
+    r = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  }
+  __m512 nqmax = _mm512_sub_ps(_mm512_setzero_ps(), qmax);
+  __mmask16 s = _mm512_cmp_ps_mask(r, qmax, _CMP_GT_OQ) | _mm512_cmp_ps_mask(r, nqmax, _CMP_LT_OQ);
+  sat += __builtin_popcount(s & m);
+  r = _mm512_min_ps(_mm512_max_ps(r, nqmax), qmax);
+  __m512 zero = _mm512_setzero_ps();
+  __mmask16 fl = _mm512_cmp_ps_mask(r, zero, _CMP_EQ_OQ) & _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
+  flushed += __builtin_popcount(fl & m);
+  if constexpr (std::is_same_v<Out, float>) {
+    __m512 o = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(r, zero), sc.g1), sc.g2);
+    _mm512_mask_storeu_ps(op, m, o);
+  } else {
+    __m512i qi = _mm512_cvtps_epi32(r);
+    if constexpr (sizeof(Out) == 1) {
+      _mm512_mask_cvtepi32_storeu_epi8(op, m, qi);
+    } else if constexpr (sizeof(Out) == 2) {
+      _mm512_mask_cvtepi32_storeu_epi16(op, m, qi);
+    } else {
+      _mm512_mask_storeu_epi32(op, m, qi);
+    }
+  }
+}
+
+/// Max |x| accumulation of one vector, counting non-finite lanes (left out of the max).
+inline __m512 absMaxVec(__m512 acc, const float* xp, __mmask16 m, int64_t& bad) {
+  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 a = _mm512_and_ps(_mm512_maskz_loadu_ps(m, xp), absMask);
+  __mmask16 nf = _mm512_mask_cmp_ps_mask(m, a, _mm512_set1_ps(FLT_MAX), _CMP_NLE_UQ);
+  bad += __builtin_popcount(nf);
+  return _mm512_mask_max_ps(acc, m & ~nf, acc, a);
+}
+
+template <class Out>
+HbfpPass rowsAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout& L,
+                    const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
+  HbfpPass cnt;
+  const bool sr = p.rounding == Rounding::Stochastic;
+  const __m512 qmax = _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f);
+  const int64_t nb = L.numBlocks();
+  std::vector<uint32_t> bits(sr ? static_cast<size_t>(L.block) : 0);
+  for (int64_t item = b0; item < b1; ++item) {
+    int64_t row = item / nb, b = item % nb;
+    int64_t start = row * L.axis + b * L.block;
+    int64_t len = std::min(L.block, L.axis - b * L.block);
+    const float* xp = x + start;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < len; j += 16) acc = absMaxVec(acc, xp + j, tailMask(len - j), cnt.nonFinite);
+    int e = blockExponent(_mm512_reduce_max_ps(acc));
+    if (exps) exps[item] = static_cast<int16_t>(e);
+    Scale s = scaleFor(e, p.bits);
+    VScale vs{_mm512_set1_ps(s.f1), _mm512_set1_ps(s.f2), _mm512_set1_ps(s.g1),
+              _mm512_set1_ps(s.g2), _mm512_set1_epi32(e)};
+    if (sr) fillBitsAvx512(key, static_cast<uint64_t>(start), len, bits.data());
+    for (int64_t j = 0; j < len; j += 16) {
+      quantVec(xp + j, out + start + j, tailMask(len - j), vs, qmax, sr, sr ? bits.data() + j : nullptr,
+               cnt.saturated, cnt.flushed);
+    }
+  }
+  return cnt;
+}
+
+template <class Out>
+HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout& L,
+                       const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
+  HbfpPass cnt;
+  const bool sr = p.rounding == Rounding::Stochastic;
+  const __m512 qmax = _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f);
+  const int64_t nb = L.numBlocks(), nt = (L.inner + kTile - 1) / kTile;
+  alignas(64) float amax[kTile];
+  alignas(64) uint32_t bits[kTile];
+  VScale sc[kTile / 16];
+  for (int64_t item = b0; item < b1; ++item) {
+    int64_t o = item / (nb * nt), b = (item / nt) % nb, t = item % nt;
+    int64_t a0 = b * L.block, a1 = std::min(L.axis, a0 + L.block);
+    int64_t i0 = t * kTile, w = std::min(kTile, L.inner - i0);
+    for (int64_t j = 0; j < w; j += 16) _mm512_store_ps(amax + j, _mm512_setzero_ps());
+    for (int64_t a = a0; a < a1; ++a) {
+      const float* row = x + (o * L.axis + a) * L.inner + i0;
+      for (int64_t j = 0; j < w; j += 16) {
+        _mm512_store_ps(amax + j, absMaxVec(_mm512_load_ps(amax + j), row + j, tailMask(w - j), cnt.nonFinite));
+      }
+    }
+    for (int64_t j = 0; j < w; j += 16) {
+      sc[j / 16] = vscaleFor(_mm512_load_ps(amax + j), p.bits);
+      if (exps) {
+        _mm512_mask_cvtepi32_storeu_epi16(exps + (o * nb + b) * L.inner + i0 + j, tailMask(w - j),
+                                          sc[j / 16].e);
+      }
+    }
+    for (int64_t a = a0; a < a1; ++a) {
+      int64_t base = (o * L.axis + a) * L.inner + i0;
+      if (sr) fillBitsAvx512(key, static_cast<uint64_t>(base), w, bits);
+      for (int64_t j = 0; j < w; j += 16) {
+        quantVec(x + base + j, out + base + j, tailMask(w - j), sc[j / 16], qmax, sr,
+                 sr ? bits + j : nullptr, cnt.saturated, cnt.flushed);
+      }
+    }
+  }
+  return cnt;
+}
+
+#pragma GCC pop_options
+
+}  // namespace
+
+template <class Out>
+HbfpPass hbfpQuantize(const float* x, Out* out, int16_t* exps, const HbfpLayout& L,
+                      const HbfpParams& p, KernelIsa isa) {
+  MANTISSA_CHECK(p.bits >= 2 && p.bits <= 24, "hbfpQuantize: width ", p.bits, " outside [2, 24]");
+  MANTISSA_CHECK(L.block >= 1 && L.outer >= 0 && L.axis >= 0 && L.inner >= 1,
+                 "hbfpQuantize: bad layout");
+  const StochasticKey key = p.rounding == Rounding::Stochastic
+                                ? stochasticKey(p.seed, p.stream, p.step)
+                                : StochasticKey{};
+  const int64_t nb = L.numBlocks();
+  const bool avx = isa == KernelIsa::Avx512;
+  if (L.inner == 1) {
+    const int64_t items = L.outer * nb;
+    const int64_t chunk = std::max<int64_t>(1, kKernelChunk / L.block);
+    return reduceChunks(items, chunk, HbfpPass{}, [&](int64_t b0, int64_t b1) {
+      return avx ? rowsAvx512(x, out, exps, L, p, key, b0, b1)
+                 : rowsScalar(x, out, exps, L, p, key, b0, b1);
+    }, combine);
+  }
+  const int64_t nt = (L.inner + kTile - 1) / kTile;
+  const int64_t items = L.outer * nb * nt;
+  const int64_t perItem = L.block * std::min(kTile, L.inner);
+  const int64_t chunk = std::max<int64_t>(1, kKernelChunk / perItem);
+  return reduceChunks(items, chunk, HbfpPass{}, [&](int64_t b0, int64_t b1) {
+    return avx ? stridedAvx512(x, out, exps, L, p, key, b0, b1)
+               : stridedScalar(x, out, exps, L, p, key, b0, b1);
+  }, combine);
+}
+
+template HbfpPass hbfpQuantize<float>(const float*, float*, int16_t*, const HbfpLayout&,
+                                      const HbfpParams&, KernelIsa);
+template HbfpPass hbfpQuantize<int8_t>(const float*, int8_t*, int16_t*, const HbfpLayout&,
+                                       const HbfpParams&, KernelIsa);
+template HbfpPass hbfpQuantize<int16_t>(const float*, int16_t*, int16_t*, const HbfpLayout&,
+                                        const HbfpParams&, KernelIsa);
+template HbfpPass hbfpQuantize<int32_t>(const float*, int32_t*, int16_t*, const HbfpLayout&,
+                                        const HbfpParams&, KernelIsa);
+
+}  // namespace mantissa::formats::detail

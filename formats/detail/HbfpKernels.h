@@ -1,0 +1,47 @@
+#pragma once
+
+#include <cstdint>
+
+#include "formats/Format.h"
+#include "formats/detail/KernelIsa.h"
+
+namespace mantissa::formats::detail {
+
+/// Range of the HBFP shared exponent: 8 bits, FP32-like. e = ceil(log2 max|x|) of a block is
+/// clamped below at kHbfpMinExponent (blocks whose max is below 2^-126 keep the finest grid,
+/// ulp = 2^(-126 - (N-1)): gradual underflow like FP32 subnormals; an all-zero block also gets
+/// this exponent). No finite FP32 block needs more than kHbfpMaxExponent (FLT_MAX < 2^128).
+inline constexpr int kHbfpMinExponent = -126;
+inline constexpr int kHbfpMaxExponent = 128;
+
+/// A tensor viewed as [outer, axis, inner] (row-major) with blocks of `block` consecutive
+/// indices along `axis` (the last one may be shorter). Block (o, b, i) covers axis indices
+/// [b * block, min((b + 1) * block, axis)) at outer index o and inner index i; its exponent is
+/// stored at exps[(o * numBlocks + b) * inner + i].
+struct HbfpLayout {
+  int64_t outer = 1, axis = 1, inner = 1;
+  int64_t block = 64;
+  int64_t numBlocks() const { return (axis + block - 1) / block; }
+};
+
+/// Per-call parameters: mantissa width N (including sign), rounding and its random stream.
+struct HbfpParams {
+  int bits = 8;
+  Rounding rounding = Rounding::NearestEven;
+  uint64_t seed = 0, stream = 0, step = 0;
+};
+
+struct HbfpPass {
+  int64_t nonFinite = 0, saturated = 0, flushed = 0;
+};
+
+/// Quantizes x (contiguous, laid out as `layout`). `Out` = float writes the values
+/// M * 2^(e - (N-1)) (+0 for zero), an integer type writes the mantissas M in
+/// [-(2^(N-1) - 1), 2^(N-1) - 1]. `exps` (optional) receives each block's exponent e.
+/// Stochastic rounding is floor(x / ulp + U) with U = k * 2^-24, k the top 24 of the 32 bits
+/// stochasticBits(stochasticKey(seed, stream, step), flat element index) gives.
+template <class Out>
+HbfpPass hbfpQuantize(const float* x, Out* out, int16_t* exps, const HbfpLayout& layout,
+                      const HbfpParams& params, KernelIsa isa);
+
+}  // namespace mantissa::formats::detail
