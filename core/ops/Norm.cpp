@@ -1,0 +1,211 @@
+#include "core/ops/Norm.h"
+
+#include "core/autograd/Autograd.h"
+#include "core/parallel/detail/Dnnl.h"
+
+namespace mantissa {
+
+namespace {
+
+using dnnl::memory;
+using dnnl::normalization_flags;
+namespace dd = mantissa::detail;
+
+std::string shapeOf(const Tensor& t) {
+  return t.defined() ? toString(t.shape()) : std::string("(undefined)");
+}
+
+void checkChannelVector(const char* op, const char* what, const Tensor& t, int64_t c,
+                        const std::string& text) {
+  if (!t.defined()) return;
+  MANTISSA_CHECK(t.dtype() == DType::F32 && t.shape() == Shape{c}, op, ": ", what,
+                 " must be f32 [", c, "], got ", shapeOf(t), " (", text, ")");
+}
+
+/// The batch-norm configuration shared by the forward and backward primitives.
+struct BnSetup {
+  Shape shape4;  // [N, C, H, W] ([N, C] gets H = W = 1, [N, C, L] gets W = 1)
+  normalization_flags flags;
+  float eps;
+  std::string text;
+};
+
+dnnl::batch_normalization_forward::primitive_desc bnForwardPd(const BnSetup& s, bool training) {
+  return dnnl::batch_normalization_forward::primitive_desc(
+      dnnl::batch_normalization_forward::desc(
+          training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
+          dd::plainDesc(s.shape4), s.eps, s.flags),
+      dd::dnnlAttr(), dd::dnnlEngine());
+}
+
+dnnl::lrn_forward::primitive_desc lrnForwardPd(const Shape& shape, const LrnOptions& o,
+                                               dnnl::prop_kind prop) {
+  // oneDNN's alpha is also divided by the window size (dst = src * (k + alpha/size * Σ)^-beta),
+  // so PyTorch's alpha passes through unchanged; the tests check this against the reference.
+  return dnnl::lrn_forward::primitive_desc(
+      dnnl::lrn_forward::desc(prop, dnnl::algorithm::lrn_across_channels, dd::plainDesc(shape),
+                              o.size, float(o.alpha), float(o.beta), float(o.k)),
+      dd::dnnlAttr(), dd::dnnlEngine());
+}
+
+}  // namespace
+
+Tensor batchNorm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                 const Tensor& runningMean, const Tensor& runningVar,
+                 const BatchNormOptions& opts) {
+  const char* op = "batchNorm";
+  MANTISSA_CHECK(x.defined(), op, ": undefined input");
+  BnSetup s;
+  s.text = dd::concat("input ", shapeOf(x), ", gamma ", shapeOf(gamma), ", beta ", shapeOf(beta),
+                      ", running mean ", shapeOf(runningMean), ", running var ",
+                      shapeOf(runningVar), opts.training ? ", training" : ", inference");
+  MANTISSA_CHECK(x.dim() >= 2 && x.dim() <= 4, op,
+                 ": input must be [N, C], [N, C, L] or [N, C, H, W] (", s.text, ")");
+  const int64_t c = x.size(1);
+  checkChannelVector(op, "gamma", gamma, c, s.text);
+  checkChannelVector(op, "beta", beta, c, s.text);
+  checkChannelVector(op, "running mean", runningMean, c, s.text);
+  checkChannelVector(op, "running var", runningVar, c, s.text);
+  MANTISSA_CHECK(runningMean.defined() == runningVar.defined(), op,
+                 ": give both running statistics or neither (", s.text, ")");
+  MANTISSA_CHECK(opts.training || runningMean.defined(), op,
+                 ": inference mode needs the running statistics (", s.text, ")");
+  MANTISSA_CHECK(!runningMean.defined() || (runningMean.isContiguous() && runningVar.isContiguous()),
+                 op, ": running statistics must be contiguous (they are updated in place)");
+  MANTISSA_CHECK(opts.eps > 0 && opts.momentum >= 0 && opts.momentum <= 1, op,
+                 ": need eps > 0 and momentum in [0, 1], got eps ", opts.eps, ", momentum ",
+                 opts.momentum);
+  s.shape4 = x.dim() == 4   ? x.shape()
+             : x.dim() == 3 ? Shape{x.size(0), c, x.size(2), 1}
+                            : Shape{x.size(0), c, 1, 1};
+  const int64_t perChannel = s.shape4[0] * s.shape4[2] * s.shape4[3];
+  MANTISSA_CHECK(!opts.training || perChannel > 1, op,
+                 ": training needs more than one value per channel (", s.text, ")");
+  s.eps = static_cast<float>(opts.eps);
+  s.flags = normalization_flags::none;
+  if (gamma.defined()) s.flags |= normalization_flags::use_scale;
+  if (beta.defined()) s.flags |= normalization_flags::use_shift;
+  if (!opts.training) s.flags |= normalization_flags::use_global_stats;
+
+  Tensor xc = dd::kernelInput(x, op, "input").reshape(s.shape4);
+  Tensor gc = gamma.defined() ? dd::kernelInput(gamma, op, "gamma") : Tensor();
+  Tensor bc = beta.defined() ? dd::kernelInput(beta, op, "beta") : Tensor();
+  Tensor out = Tensor::empty(s.shape4);
+  // Statistics used for normalising: the batch's (training) or a snapshot of the running ones
+  // (inference; the snapshot keeps backward correct if a later step updates the buffers).
+  Tensor mean, var;
+  if (opts.training) {
+    mean = Tensor::empty({c});
+    var = Tensor::empty({c});
+  } else {
+    mean = runningMean.detach().clone();
+    var = runningVar.detach().clone();
+  }
+  dd::dnnlCall(op, s.text, [&] {
+    auto pd = bnForwardPd(s, opts.training);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dd::wrap(xc)},
+                                         {DNNL_ARG_DST, dd::wrap(out)},
+                                         {DNNL_ARG_MEAN, dd::wrap(mean)},
+                                         {DNNL_ARG_VARIANCE, dd::wrap(var)}};
+    if (gc.defined()) args[DNNL_ARG_SCALE] = dd::wrap(gc);
+    if (bc.defined()) args[DNNL_ARG_SHIFT] = dd::wrap(bc);
+    dd::execute(dnnl::batch_normalization_forward(pd), args);
+  });
+  if (opts.training && runningMean.defined()) {
+    // PyTorch: the running variance tracks the unbiased estimate, n/(n-1) times the biased
+    // variance that normalises the batch.
+    Tensor rm = runningMean, rv = runningVar;
+    float* pm = rm.data<float>();
+    float* pv = rv.data<float>();
+    const float* bm = mean.data<float>();
+    const float* bv = var.data<float>();
+    const double m = opts.momentum, unbias = double(perChannel) / double(perChannel - 1);
+    for (int64_t i = 0; i < c; ++i) {
+      pm[i] = static_cast<float>((1 - m) * pm[i] + m * bm[i]);
+      pv[i] = static_cast<float>((1 - m) * pv[i] + m * bv[i] * unbias);
+    }
+  }
+  out = out.reshape(x.shape());
+  if (autograd::needsGrad({x, gamma, beta})) {
+    autograd::record(
+        out, op, {x, gamma, beta},
+        [s, xc, gc, bc, mean, var, training = opts.training, xShape = x.shape(),
+         needGamma = gamma.defined() && gamma.needsGrad(),
+         needBeta = beta.defined() && beta.needsGrad()](const Tensor& g) -> autograd::GradList {
+          Tensor go = dd::kernelInput(g, "batchNorm backward", "gradOut").reshape(s.shape4);
+          Tensor gx = Tensor::empty(s.shape4);
+          Tensor ggamma = Tensor::empty({s.shape4[1]}), gbeta = Tensor::empty({s.shape4[1]});
+          dd::dnnlCall("batchNorm backward", s.text, [&] {
+            // With scale/shift flags oneDNN only offers prop backward (which also yields their
+            // gradients, dropped below when not needed); backward_data is the no-affine case.
+            const bool params = gc.defined() || bc.defined();
+            dnnl::batch_normalization_backward::primitive_desc pd(
+                dnnl::batch_normalization_backward::desc(
+                    params ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data,
+                    dd::plainDesc(s.shape4), dd::plainDesc(s.shape4), s.eps, s.flags),
+                dd::dnnlAttr(), dd::dnnlEngine(), bnForwardPd(s, training));
+            std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dd::wrap(xc)},
+                                                 {DNNL_ARG_DIFF_DST, dd::wrap(go)},
+                                                 {DNNL_ARG_MEAN, dd::wrap(mean)},
+                                                 {DNNL_ARG_VARIANCE, dd::wrap(var)},
+                                                 {DNNL_ARG_DIFF_SRC, dd::wrap(gx)}};
+            if (gc.defined()) args[DNNL_ARG_SCALE] = dd::wrap(gc);
+            // oneDNN 2.6 lists the shift among the backward inputs when use_shift is set.
+            if (bc.defined()) args[DNNL_ARG_SHIFT] = dd::wrap(bc);
+            if (params && gc.defined()) args[DNNL_ARG_DIFF_SCALE] = dd::wrap(ggamma);
+            if (params && (s.flags & normalization_flags::use_shift) != normalization_flags::none)
+              args[DNNL_ARG_DIFF_SHIFT] = dd::wrap(gbeta);
+            dd::execute(dnnl::batch_normalization_backward(pd), args);
+          });
+          return {gx.reshape(xShape), needGamma ? ggamma : Tensor(), needBeta ? gbeta : Tensor()};
+        });
+  }
+  return out;
+}
+
+Tensor lrn(const Tensor& x, const LrnOptions& opts) {
+  const char* op = "lrn";
+  MANTISSA_CHECK(x.defined(), op, ": undefined input");
+  std::string text = dd::concat("input ", toString(x.shape()), ", size ", opts.size, ", alpha ",
+                                opts.alpha, ", beta ", opts.beta, ", k ", opts.k);
+  MANTISSA_CHECK(x.dim() == 4, op, ": input must be 4-D [N, C, H, W] (", text, ")");
+  // oneDNN sums size-1 channels for an even size while PyTorch sums `size` (one more before
+  // than after the channel): the two agree only for odd sizes.
+  MANTISSA_CHECK(opts.size >= 1 && opts.size % 2 == 1, op, ": size must be odd and positive (",
+                 text, ")");
+  MANTISSA_CHECK(opts.k > 0, op, ": k must be positive (", text, ")");
+  Tensor xc = dd::kernelInput(x, op, "input");
+  Tensor out = Tensor::empty(x.shape()), workspace;
+  const bool grad = autograd::needsGrad({x});
+  dd::dnnlCall(op, text, [&] {
+    auto pd = lrnForwardPd(x.shape(), opts, grad ? dnnl::prop_kind::forward_training
+                                                 : dnnl::prop_kind::forward_inference);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dd::wrap(xc)}, {DNNL_ARG_DST, dd::wrap(out)}};
+    if (grad && pd.workspace_desc().get_size() > 0)
+      args[DNNL_ARG_WORKSPACE] = dd::scratchMemory(pd.workspace_desc(), workspace);
+    dd::execute(dnnl::lrn_forward(pd), args);
+  });
+  if (grad) {
+    autograd::record(out, op, {x}, [xc, workspace, opts, text](const Tensor& g) -> autograd::GradList {
+      Tensor go = dd::kernelInput(g, "lrn backward", "gradOut");
+      Tensor gx = Tensor::empty(xc.shape());
+      dd::dnnlCall("lrn backward", text, [&] {
+        dnnl::lrn_backward::primitive_desc pd(
+            dnnl::lrn_backward::desc(dnnl::algorithm::lrn_across_channels, dd::plainDesc(xc.shape()),
+                                     dd::plainDesc(xc.shape()), opts.size, float(opts.alpha),
+                                     float(opts.beta), float(opts.k)),
+            dd::dnnlAttr(), dd::dnnlEngine(),
+            lrnForwardPd(xc.shape(), opts, dnnl::prop_kind::forward_training));
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dd::wrap(xc)},
+                                             {DNNL_ARG_DIFF_DST, dd::wrap(go)},
+                                             {DNNL_ARG_DIFF_SRC, dd::wrap(gx)}};
+        if (workspace.defined()) args[DNNL_ARG_WORKSPACE] = dd::wrap(workspace, pd.workspace_desc());
+        dd::execute(dnnl::lrn_backward(pd), args);
+      });
+      return {gx};
+    });
+  }
+  return out;
+}
+
+}  // namespace mantissa

@@ -1,0 +1,47 @@
+#pragma once
+
+#include "core/Tensor.h"
+
+namespace mantissa {
+
+/// Options of batchNorm, PyTorch `F.batch_norm` semantics.
+struct BatchNormOptions {
+  /// True: normalise with the batch statistics and update the running ones. False (PyTorch's
+  /// default, inference): normalise with the running statistics.
+  bool training = false;
+  /// running = (1 - momentum) * running + momentum * batch statistic.
+  double momentum = 0.1;
+  /// Added to the variance before the square root.
+  double eps = 1e-5;
+};
+
+/// Batch normalisation over all axes but the channel axis 1 of an [N, C], [N, C, L] or
+/// [N, C, H, W] input
+/// (oneDNN batch_normalization):  y = (x - mean) / sqrt(var + eps) * gamma + beta.
+/// `gamma`, `beta` are [C] or undefined (no affine transform: gamma 1, beta 0).
+/// `runningMean`, `runningVar` are contiguous F32 [C] buffers. Training mode normalises with the
+/// batch mean and biased variance and, when the buffers are defined, updates them in place with
+/// the batch mean and the *unbiased* variance (n/(n-1) correction), exactly as PyTorch does.
+/// Inference mode requires them and normalises with them. Gradients flow to x, gamma and beta
+/// (never to the running statistics).
+Tensor batchNorm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                 const Tensor& runningMean, const Tensor& runningVar,
+                 const BatchNormOptions& opts = {});
+
+/// Options of lrn. Defaults are AlexNet's (Krizhevsky et al. 2012, §3.3): note k = 2, whereas
+/// PyTorch's `nn.LocalResponseNorm` defaults to k = 1.
+struct LrnOptions {
+  /// Number of neighbouring channels summed, the channel itself included; must be odd.
+  int64_t size = 5;
+  double alpha = 1e-4;
+  double beta = 0.75;
+  double k = 2.0;
+};
+
+/// Local response normalisation across channels of an [N, C, H, W] input, PyTorch
+/// `nn.LocalResponseNorm` semantics (alpha is divided by size):
+///   y_c = x_c / (k + alpha/size * Σ_{|c'-c| <= size/2} x_{c'}^2)^beta
+/// with channels outside [0, C) counting as zero (oneDNN lrn_across_channels).
+Tensor lrn(const Tensor& x, const LrnOptions& opts = {});
+
+}  // namespace mantissa

@@ -1,0 +1,157 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "core/ops/Norm.h"
+#include "core/ops/reference/Norm.h"
+#include "tests/core/OpsCheck.h"
+
+using namespace mantissa;
+using mantissa::testing::checkClose;
+using mantissa::testing::checkGradients;
+
+TEST_CASE("norm: batchNorm hand-computed values and running-statistic update") {
+  // One channel holding 1, 2, 3, 4: mean 2.5, biased variance 1.25, unbiased 5/3.
+  Tensor x = Tensor::fromVector({1, 2, 3, 4}, {4, 1});
+  Tensor rm = Tensor::zeros({1}), rv = Tensor::ones({1});
+  Tensor y = batchNorm(x, Tensor(), Tensor(), rm, rv, {.training = true, .momentum = 0.1, .eps = 1e-5});
+  const double inv = 1.0 / std::sqrt(1.25 + 1e-5);
+  CHECK(y.at({0, 0}) == doctest::Approx(-1.5 * inv).epsilon(1e-6));
+  CHECK(y.at({3, 0}) == doctest::Approx(1.5 * inv).epsilon(1e-6));
+  CHECK(rm.item() == doctest::Approx(0.25).epsilon(1e-6));                    // 0.9*0 + 0.1*2.5
+  CHECK(rv.item() == doctest::Approx(0.9 + 0.1 * 5.0 / 3.0).epsilon(1e-6));  // unbiased
+  // A second step compounds: 0.9*0.25 + 0.1*2.5.
+  batchNorm(x, Tensor(), Tensor(), rm, rv, {.training = true});
+  CHECK(rm.item() == doctest::Approx(0.475).epsilon(1e-6));
+  // Inference normalises with the running statistics and leaves them alone.
+  Tensor rm0 = Tensor::fromVector({1.f}, {1}), rv0 = Tensor::fromVector({4.f}, {1});
+  Tensor ye = batchNorm(x, Tensor::fromVector({2.f}, {1}), Tensor::fromVector({0.5f}, {1}), rm0, rv0,
+                        {.training = false, .eps = 0.0001});
+  CHECK(ye.at({2, 0}) == doctest::Approx((3.0 - 1.0) / std::sqrt(4.0001) * 2 + 0.5).epsilon(1e-6));
+  CHECK(rm0.item() == 1.f);
+  CHECK(rv0.item() == 4.f);
+}
+
+TEST_CASE("norm: batchNorm oneDNN kernels match the reference") {
+  Rng rng(51);
+  for (Shape shape : {Shape{8, 5}, Shape{4, 3, 5}, Shape{2, 3, 5, 7}, Shape{1, 16, 6, 6},
+                      Shape{3, 1, 1, 2}}) {
+    for (bool training : {true, false}) {
+      for (int affine : {0, 1, 2}) {  // none, gamma and beta, gamma only
+        CAPTURE(toString(shape));
+        CAPTURE(training);
+        CAPTURE(affine);
+        const int64_t c = shape[1];
+        Tensor x = Tensor::randn(shape, rng, 0.5f, 2.f).requiresGrad();
+        Tensor gamma = affine ? Tensor::randn({c}, rng).requiresGrad() : Tensor();
+        Tensor beta = affine == 1 ? Tensor::randn({c}, rng).requiresGrad() : Tensor();
+        Tensor rm = Tensor::randn({c}, rng), rv = Tensor::rand({c}, rng, 0.5f, 2.f);
+        Tensor rmRef = rm.clone(), rvRef = rv.clone();
+        BatchNormOptions o{.training = training, .momentum = 0.3};
+        Tensor y = batchNorm(x, gamma, beta, rm, rv, o);
+        Tensor want = reference::batchNorm(x.detach(), gamma.defined() ? gamma.detach() : Tensor(),
+                                           beta.defined() ? beta.detach() : Tensor(), rmRef, rvRef, o);
+        checkClose(y, want, "batchNorm forward");
+        checkClose(rm, rmRef, "running mean");
+        checkClose(rv, rvRef, "running var");
+        // Backward against the running statistics as they were at forward time.
+        Tensor g = Tensor::randn(shape, rng);
+        y.backward({.grad = g});
+        reference::BatchNormGrads r = reference::batchNormBackward(
+            x.detach(), affine ? gamma.detach() : Tensor(), training ? Tensor() : rm, training ? Tensor() : rv, g, o);
+        checkClose(x.grad(), r.x, "batchNorm backward data");
+        if (gamma.defined()) checkClose(gamma.grad(), r.gamma, "batchNorm backward gamma");
+        if (beta.defined()) checkClose(beta.grad(), r.beta, "batchNorm backward beta");
+      }
+    }
+  }
+}
+
+TEST_CASE("norm: lrn hand-computed values pin the alpha/size convention") {
+  // Channels 1, 2, 3 at one pixel; size 3, alpha 3, beta 1, k 1: denominators
+  // 1 + 3/3*(1+4) = 6, 1 + (1+4+9) = 15, 1 + (4+9) = 14.
+  Tensor x = Tensor::fromVector({1, 2, 3}, {1, 3, 1, 1});
+  std::vector<float> y = lrn(x, {.size = 3, .alpha = 3, .beta = 1, .k = 1}).toVector();
+  CHECK(y[0] == doctest::Approx(1.0 / 6));
+  CHECK(y[1] == doctest::Approx(2.0 / 15));
+  CHECK(y[2] == doctest::Approx(3.0 / 14));
+}
+
+TEST_CASE("norm: lrn oneDNN kernels match the reference") {
+  Rng rng(52);
+  std::vector<std::pair<Shape, LrnOptions>> cases = {
+      {{2, 7, 5, 4}, {}},                                          // AlexNet constants
+      {{1, 3, 3, 3}, {.size = 3, .alpha = 0.5, .beta = 0.75, .k = 1}},
+      {{2, 16, 6, 5}, {.size = 5, .alpha = 1.0, .beta = 0.6, .k = 2}},
+      {{1, 9, 2, 2}, {.size = 1, .alpha = 0.3, .beta = 1.2, .k = 1.5}},
+      {{2, 4, 3, 3}, {.size = 7, .alpha = 0.8, .beta = 0.75, .k = 1}},  // window wider than C
+  };
+  for (const auto& [shape, o] : cases) {
+    CAPTURE(toString(shape));
+    CAPTURE(o.size);
+    Tensor x = Tensor::randn(shape, rng).requiresGrad();
+    Tensor y = lrn(x, o);
+    checkClose(y, reference::lrn(x.detach(), o), "lrn forward");
+    Tensor g = Tensor::randn(shape, rng);
+    y.backward({.grad = g});
+    checkClose(x.grad(), reference::lrnBackward(x.detach(), g, o), "lrn backward");
+  }
+}
+
+TEST_CASE("norm: gradients match central differences") {
+  Rng rng(53);
+  autograd::GradCheckOptions smooth{.eps = 1e-3, .atol = 2e-3, .rtol = 2e-2, .maxElements = 48};
+  auto param = [&](const Shape& s) { return Tensor::randn(s, rng).requiresGrad(); };
+  SUBCASE("batchNorm training, 4-D, affine") {
+    checkGradients(
+        [](const std::vector<Tensor>& in) {
+          return batchNorm(in[0], in[1], in[2], Tensor(), Tensor(), {.training = true});
+        },
+        {param({3, 2, 2, 3}), param({2}), param({2})}, smooth);
+  }
+  SUBCASE("batchNorm training, 2-D, no affine") {
+    checkGradients(
+        [](const std::vector<Tensor>& in) {
+          return batchNorm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), {.training = true});
+        },
+        {param({5, 3})}, smooth);
+  }
+  SUBCASE("batchNorm training, constant gamma and beta (data gradient only)") {
+    Tensor gamma = Tensor::randn({2}, rng), beta = Tensor::randn({2}, rng);
+    checkGradients(
+        [gamma, beta](const std::vector<Tensor>& in) {
+          return batchNorm(in[0], gamma, beta, Tensor(), Tensor(), {.training = true});
+        },
+        {param({4, 2, 3})}, smooth);
+  }
+  SUBCASE("batchNorm inference") {
+    Tensor rm = Tensor::randn({3}, rng), rv = Tensor::rand({3}, rng, 0.5f, 1.5f);
+    checkGradients(
+        [rm, rv](const std::vector<Tensor>& in) {
+          return batchNorm(in[0], in[1], in[2], rm, rv, {.training = false});
+        },
+        {param({2, 3, 2, 2}), param({3}), param({3})}, smooth);
+  }
+  SUBCASE("lrn") {
+    checkGradients([](const std::vector<Tensor>& in) {
+                     return lrn(in[0], {.size = 3, .alpha = 0.5, .beta = 0.75, .k = 1});
+                   },
+                   {param({2, 5, 2, 2})}, smooth);
+  }
+}
+
+TEST_CASE("norm: bad shapes and options give errors naming the op") {
+  Tensor x = Tensor::ones({4, 3, 2, 2});
+  Tensor rm = Tensor::zeros({3}), rv = Tensor::ones({3});
+  CHECK_THROWS_WITH_AS(batchNorm(x, Tensor::ones({4}), Tensor(), rm, rv),
+                       doctest::Contains("batchNorm: gamma must be f32 [3], got [4]"), Error);
+  CHECK_THROWS_WITH_AS(batchNorm(Tensor::ones({4, 3, 2, 2, 2}), Tensor(), Tensor(), rm, rv),
+                       doctest::Contains("batchNorm: input must be [N, C], [N, C, L] or [N, C, H, W]"),
+                       Error);
+  CHECK_THROWS_WITH_AS(batchNorm(x, Tensor(), Tensor(), Tensor(), Tensor(), {.training = false}),
+                       doctest::Contains("inference mode needs the running statistics"), Error);
+  CHECK_THROWS_WITH_AS(batchNorm(Tensor::ones({1, 3}), Tensor(), Tensor(), rm, rv, {.training = true}),
+                       doctest::Contains("more than one value per channel"), Error);
+  CHECK_THROWS_WITH_AS(lrn(x, {.size = 4}), doctest::Contains("lrn: size must be odd"), Error);
+  CHECK_THROWS_WITH_AS(lrn(Tensor::ones({3, 2})), doctest::Contains("lrn: input must be 4-D"), Error);
+}
