@@ -10,9 +10,58 @@ namespace mantissa::optim {
 namespace {
 constexpr int64_t kGrain = 1 << 14;
 
-/// PyTorch's CPU lerp: two formulas so the result is exact at both ends of the weight.
+/// PyTorch's CPU lerp: two formulas so the result is exact at both ends of the weight. The
+/// choice depends on the weight only, so it is made once per step (kLowWeight).
+template <bool kLowWeight>
 inline float lerp(float a, float b, float w) {
-  return w < 0.5f ? a + w * (b - a) : b - (b - a) * (1.f - w);
+  if constexpr (kLowWeight) return a + w * (b - a);
+  else return b - (b - a) * (1.f - w);
+}
+
+struct AdamScalars {
+  float stepSize, bc2Sqrt, w1, beta2, w2, eps, wd, decay;
+};
+
+/// One chunk of the update. The options are template parameters so every variant is a
+/// branch-free loop the compiler vectorises; __restrict: the five buffers never overlap.
+/// (This file is built with -fno-math-errno, see optim/CMakeLists.txt: sqrt of a negative
+/// value is NaN either way, and without errno the loop has no branch to a library call.)
+template <bool kWd, bool kDecoupled, bool kAms, bool kLowWeight>
+void adamChunk(int64_t b, int64_t e, float* __restrict p, const float* __restrict g,
+               float* __restrict m, float* __restrict v, float* __restrict vmax,
+               const AdamScalars& scalars) {
+  const AdamScalars s = scalars;  // local copy: no reloads through the reference
+  for (int64_t i = b; i < e; ++i) {
+    float gi = g[i];
+    if constexpr (kWd) {
+      if constexpr (kDecoupled) p[i] *= s.decay;
+      else gi += s.wd * p[i];
+    }
+    m[i] = lerp<kLowWeight>(m[i], gi, s.w1);
+    v[i] = s.beta2 * v[i] + s.w2 * gi * gi;
+    float second = v[i];
+    if constexpr (kAms) second = vmax[i] = std::max(vmax[i], v[i]);
+    const float denom = std::sqrt(second) / s.bc2Sqrt + s.eps;
+    p[i] -= s.stepSize * (m[i] / denom);
+  }
+}
+
+using AdamKernel = void (*)(int64_t, int64_t, float*, const float*, float*, float*, float*,
+                            const AdamScalars&);
+
+template <bool kWd, bool kDecoupled, bool kAms>
+AdamKernel pickLerp(bool low) {
+  return low ? &adamChunk<kWd, kDecoupled, kAms, true> : &adamChunk<kWd, kDecoupled, kAms, false>;
+}
+
+template <bool kWd, bool kDecoupled>
+AdamKernel pickAms(bool ams, bool low) {
+  return ams ? pickLerp<kWd, kDecoupled, true>(low) : pickLerp<kWd, kDecoupled, false>(low);
+}
+
+AdamKernel pickKernel(bool wd, bool decoupled, bool ams, bool low) {
+  if (!wd) return pickAms<false, false>(ams, low);
+  return decoupled ? pickAms<true, true>(ams, low) : pickAms<true, false>(ams, low);
 }
 }  // namespace
 
@@ -55,26 +104,18 @@ void Adam::update(Tensor& param, const Tensor& grad, Slots& slots, int64_t step)
   const double t = static_cast<double>(step);
   const float stepSize = static_cast<float>(lr() / (1.0 - std::pow(b1, t)));
   const float bc2Sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
-  const float w1 = static_cast<float>(1.0 - b1), beta2 = static_cast<float>(b2);
-  const float w2 = static_cast<float>(1.0 - b2), eps = static_cast<float>(opts_.eps);
-  const float wd = static_cast<float>(opts_.weightDecay);
-  const float decay = static_cast<float>(1.0 - lr() * opts_.weightDecay);
-  const bool decoupled = decoupled_;
-  parallelFor(0, param.numel(), kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float gi = g[i];
-      if (wd != 0.f) {
-        if (decoupled) p[i] *= decay;
-        else gi += wd * p[i];
-      }
-      m[i] = lerp(m[i], gi, w1);
-      v[i] = beta2 * v[i] + w2 * gi * gi;
-      float second = v[i];
-      if (vmax) second = vmax[i] = std::max(vmax[i], v[i]);
-      const float denom = std::sqrt(second) / bc2Sqrt + eps;
-      p[i] -= stepSize * (m[i] / denom);
-    }
-  });
+  AdamScalars sc{};
+  sc.stepSize = stepSize;
+  sc.bc2Sqrt = bc2Sqrt;
+  sc.w1 = static_cast<float>(1.0 - b1);
+  sc.beta2 = static_cast<float>(b2);
+  sc.w2 = static_cast<float>(1.0 - b2);
+  sc.eps = static_cast<float>(opts_.eps);
+  sc.wd = static_cast<float>(opts_.weightDecay);
+  sc.decay = static_cast<float>(1.0 - lr() * opts_.weightDecay);
+  AdamKernel kernel = pickKernel(sc.wd != 0.f, decoupled_, opts_.amsgrad, sc.w1 < 0.5f);
+  parallelFor(0, param.numel(), kGrain,
+              [&](int64_t b, int64_t e) { kernel(b, e, p, g, m, v, vmax, sc); });
 }
 
 }  // namespace mantissa::optim

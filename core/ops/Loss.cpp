@@ -52,16 +52,20 @@ Tensor softmaxForward(const Tensor& xc, const AxisRows& l, bool log) {
       const int64_t base = l.base(r), st = l.inner;
       float m = -std::numeric_limits<float>::infinity();
       for (int64_t k = 0; k < l.n; ++k) m = std::max(m, x[base + k * st]);
+      // exp in f32 (its argument is an f32 difference anyway), the sum in double.
       double s = 0;
-      for (int64_t k = 0; k < l.n; ++k) s += std::exp(static_cast<double>(x[base + k * st] - m));
       if (log) {
+        for (int64_t k = 0; k < l.n; ++k) s += std::exp(x[base + k * st] - m);
         const float shift = m + static_cast<float>(std::log(s));
         for (int64_t k = 0; k < l.n; ++k) y[base + k * st] = x[base + k * st] - shift;
       } else {
-        const double inv = 1.0 / s;
         for (int64_t k = 0; k < l.n; ++k) {
-          y[base + k * st] = static_cast<float>(std::exp(static_cast<double>(x[base + k * st] - m)) * inv);
+          const float ek = std::exp(x[base + k * st] - m);
+          y[base + k * st] = ek;
+          s += ek;
         }
+        const double inv = 1.0 / s;
+        for (int64_t k = 0; k < l.n; ++k) y[base + k * st] = static_cast<float>(y[base + k * st] * inv);
       }
     }
   });
@@ -91,7 +95,7 @@ Tensor softmaxImpl(const Tensor& x, int64_t axis, bool log) {
             for (int64_t k = 0; k < l.n; ++k) acc += g[base + k * st];
             for (int64_t k = 0; k < l.n; ++k) {
               const int64_t i = base + k * st;
-              o[i] = static_cast<float>(g[i] - std::exp(static_cast<double>(py[i])) * acc);
+              o[i] = static_cast<float>(g[i] - std::exp(py[i]) * acc);
             }
           } else {
             // d softmax: y * (g - <g, y>).
@@ -185,7 +189,7 @@ Tensor crossEntropy(const Tensor& logits, const Tensor& labels, CrossEntropyOpti
         rowSum += row[k];
       }
       double s = 0;
-      for (int64_t k = 0; k < c; ++k) s += std::exp(static_cast<double>(row[k] - m));
+      for (int64_t k = 0; k < c; ++k) s += std::exp(row[k] - m);  // f32 exp, double sum
       const double l = static_cast<double>(m) + std::log(s);
       lse[i] = static_cast<float>(l);
       // -sum_k q_k log p_k with q = (1-e) onehot + e/C and log p_k = x_k - lse.
@@ -206,11 +210,11 @@ Tensor crossEntropy(const Tensor& logits, const Tensor& labels, CrossEntropyOpti
           parallelFor(0, n, rowGrain(c), [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i) {
               const float gi = up[i];
-              for (int64_t k = 0; k < c; ++k) {
-                const double p = std::exp(static_cast<double>(x[i * c + k]) - lse[i]);
-                const double q = (k == y[i] ? onTarget : 0.0) + uniform;
-                o[i * c + k] = static_cast<float>(gi * (p - q));
-              }
+              const float* row = x + i * c;
+              float* orow = o + i * c;
+              const float u = static_cast<float>(uniform), l = lse[i];
+              for (int64_t k = 0; k < c; ++k) orow[k] = gi * (std::exp(row[k] - l) - u);
+              orow[y[i]] -= gi * static_cast<float>(onTarget);
             }
           });
           return {gx, Tensor()};
