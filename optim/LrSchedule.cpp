@@ -35,6 +35,9 @@ StepLr::StepLr(double baseLr, StepLrOptions opts) : base_(baseLr), opts_(opts) {
                  " must be >= 0");
 }
 
+// Every rate is a closed form in t (PyTorch's `_get_closed_form_lr`), not the recursive update
+// PyTorch's schedulers apply per call: the recursion accumulates rounding and depends on how many
+// times it was called, the closed form is the same after a resume.
 double StepLr::lr(int64_t t) const {
   checkTime(t, "StepLr");
   return base_ * std::pow(opts_.gamma, static_cast<double>(t / opts_.stepSize));
@@ -59,6 +62,7 @@ MultiStepLr::MultiStepLr(double baseLr, MultiStepLrOptions opts) : base_(baseLr)
 
 double MultiStepLr::lr(int64_t t) const {
   checkTime(t, "MultiStepLr");
+  // Milestones are sorted (checked), so the count of those <= t is one binary search.
   auto passed = std::upper_bound(opts_.milestones.begin(), opts_.milestones.end(), t) -
                 opts_.milestones.begin();
   return base_ * std::pow(opts_.gamma, static_cast<double>(passed));
@@ -99,6 +103,7 @@ LinearWarmup::LinearWarmup(LrSchedulePtr inner, LinearWarmupOptions opts)
 
 double LinearWarmup::lr(int64_t t) const {
   checkTime(t, "LinearWarmup");
+  // warmup == 0 never reaches the division below.
   if (t >= opts_.warmup) return inner_->lr(opts_.delayInner ? t - opts_.warmup : t);
   const double factor = opts_.startFactor + (1 - opts_.startFactor) * static_cast<double>(t) /
                                                 static_cast<double>(opts_.warmup);

@@ -97,11 +97,15 @@ void Optimizer::step() {
     ++st.step;
     const bool first = st.slots.empty();
     update(param, g.detach().contiguous(), st.slots, st.step);
+    // Subclasses create their slots lazily on the first update; check that they created what
+    // slotNames() promises, since strict loading relies on that list.
     if (first) {
       std::vector<std::string> expected = slotNames();
       MANTISSA_CHECK(st.slots.size() == expected.size(), type_, ": update of '", name, "' created ",
                      st.slots.size(), " state slots, slotNames() lists ", expected.size());
     }
+    // The master snap comes after the FP32 update (HBFP emulator's BFPOptim order, FORMATS.md
+    // §3.4): the next forward and the next update start from the stored format.
     snapToMaster(name, param, st.master);
   }
 }
@@ -206,6 +210,8 @@ void Optimizer::loadState(const io::StateDict& in, const std::string& prefix) {
                  type_, ": attribute '", prefix, "lr' = '", lrText, "' is not a learning rate");
   const int64_t iteration = toInt(prefix + "step");
 
+  // Everything is parsed into `next` first and committed at the end, so a failed load leaves
+  // the optimizer as it was (a half-loaded optimizer would silently train with mixed state).
   std::set<std::string> known = {prefix + "type", prefix + "lr", prefix + "step"};
   std::vector<std::string> ownedSubtrees;  // keys below these belong to master format states
   std::map<std::string, ParamState> next;

@@ -138,6 +138,7 @@ Upstream upstream(const Tensor& g, Reduction reduction, int64_t count) {
 /// double-accumulated sum from Reduce).
 Tensor reduceLoss(const Tensor& elems, Reduction reduction, const char* op) {
   if (reduction == Reduction::None) return elems;
+  // sum() accumulates in double over fixed chunks: the loss does not depend on the thread count.
   if (reduction == Reduction::Sum) return sum(elems);
   MANTISSA_CHECK(elems.numel() > 0, op, ": mean reduction over an empty input of shape ",
                  toString(elems.shape()));

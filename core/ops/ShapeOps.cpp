@@ -15,6 +15,7 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t axis) {
     MANTISSA_CHECK(tensors[i].defined(), "concat: tensor ", i, " is undefined");
   }
   const Tensor& first = tensors[0];
+  // Like torch.cat: a rank-0 tensor has no axis to join along.
   MANTISSA_CHECK(first.dim() > 0, "concat: tensor 0 is a scalar (rank 0); use stack");
   const int64_t rank = first.dim();
   const int64_t a = normalizeAxis(axis, rank, "concat: axis");
@@ -49,6 +50,8 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t axis) {
     Tensor c = t.detach().contiguous();
     const size_t row = static_cast<size_t>(t.shape()[a] * inner) * es;
     const char* src = static_cast<const char*>(c.storage()->data()) + c.offset() * es;
+    // Aim for ~64 KiB per parallel chunk: many short rows (concat along the last axis) are
+    // batched, long rows (concat along axis 0 gives outer = 1) run as one memcpy.
     const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, row));
     if (row > 0) {
       parallelFor(0, outer, grain, [&](int64_t b, int64_t e) {
@@ -106,6 +109,8 @@ Tensor pad(const Tensor& x, const std::vector<PadWidth>& pads, float value) {
                    " (pad does not crop; use slice)");
     outShape[lead + i] += pads[i].before + pads[i].after;
   }
+  // Fill everything, then copy x into the interior window: the window is a strided view, so
+  // copyStrided handles any rank and any input layout in one pass.
   Tensor out = Tensor::full(outShape, value, x.dtype());
   Tensor window = out;
   for (int64_t i = 0; i < k; ++i) {
