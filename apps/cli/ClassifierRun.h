@@ -1,0 +1,29 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "apps/cli/CommonOptions.h"
+#include "apps/cli/DataSetup.h"
+#include "core/Rng.h"
+#include "layers/Module.h"
+
+namespace mantissa::cli {
+
+/// What an image-classification app (mantissa-resnet, mantissa-alexnet) adds to the common run.
+struct ClassifierSpec {
+  std::string app;          // "mantissa-resnet"
+  std::string modelName;    // "resnet20": checked on --resume
+  std::string modelConfig;  // "depth=20 variant=cifar shortcut=A"
+  InputSpec input;
+  /// Builds the model for images with `channels` channels and `classes` classes.
+  std::function<std::shared_ptr<nn::Module>(int64_t channels, int64_t classes, Rng& rng)> makeModel;
+};
+
+/// The whole run: data, model, optimizer, precision schedule, resume, the epoch loop with
+/// evaluation, JSONL log, checkpoints every epoch and on Ctrl-C/SIGTERM, and the summary.
+/// Returns the process exit code (0 done, 3 stopped by a non-finite loss, 130 interrupted).
+int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec);
+
+}  // namespace mantissa::cli

@@ -1,0 +1,77 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "apps/cli/CommonOptions.h"
+#include "apps/common/Metrics.h"
+#include "core/io/CheckpointManager.h"
+#include "data/DataLoader.h"
+#include "formats/PrecisionSchedule.h"
+#include "layers/Module.h"
+#include "optim/LrSchedule.h"
+#include "optim/Optimizer.h"
+
+namespace mantissa::cli {
+
+/// Sets a flag on the first SIGINT/SIGTERM (the run finishes its batch, checkpoints and exits
+/// 130); a second signal ends the process at once. Restores the previous handlers on exit.
+class StopFlag {
+ public:
+  StopFlag();
+  ~StopFlag();
+  StopFlag(const StopFlag&) = delete;
+  StopFlag& operator=(const StopFlag&) = delete;
+  const std::atomic<bool>& flag() const;
+};
+
+/// The learning rate per epoch from --lr, --lr-schedule, --lr-milestones, --lr-gamma and
+/// --warmup-epochs (a pure function of the epoch, so resumed runs get the same rates).
+optim::LrSchedulePtr makeLrSchedule(const CommonOptions& opts);
+
+/// What identifies a run in its checkpoint's metadata.
+struct RunIdentity {
+  std::string app, model, modelConfig, dataset;
+};
+
+/// Where a run stands: the next batch to train is `batch` of `epoch`; `step` optimizer steps
+/// were taken so far.
+struct RunProgress {
+  int64_t epoch = 0, batch = 0, step = 0;
+  /// Precision changes made on resume ("epoch 3: fp8 -> s2fp8"), carried in the checkpoint.
+  std::string precisionHistory;
+};
+
+/// Loads --resume into the model, optimizer (may be null) and loader: checks the model name and
+/// the precision (a different --precision needs --change-precision and is then recorded),
+/// applies the checkpoint's own schedule for the epoch it was saved in so every quantization
+/// point and master format holds the saved formats, loads, and returns where the run stands.
+/// Errors name the file and the key.
+RunProgress resumeRun(const CommonOptions& opts, const RunIdentity& id, nn::Module& model,
+                      optim::Optimizer* optimizer, data::DataLoader& loader);
+
+/// Writes --checkpoint (atomically; --keep history files and a `-best` copy by test accuracy)
+/// with everything needed to resume exactly.
+class RunCheckpointer {
+ public:
+  RunCheckpointer(const CommonOptions& opts, RunIdentity id);
+  bool enabled() const { return !opts_.checkpoint.empty(); }
+  /// `precisionEpoch`: the epoch whose schedule set the current formats. `testAccuracy` < 0
+  /// for a mid-epoch save (never becomes best).
+  void save(const RunProgress& progress, int64_t precisionEpoch, const nn::Module& model,
+            const optim::Optimizer* optimizer, const data::DataLoader& loader, double testAccuracy);
+
+ private:
+  const CommonOptions& opts_;
+  RunIdentity id_;
+  std::unique_ptr<io::CheckpointManager> manager_;
+};
+
+/// A "step" log line: loss, lr and every quantization point's metrics (Autoflex exponent and
+/// overflows, S2FP8 alpha/beta, saturation fractions).
+train::JsonObject stepLine(const nn::Module& model, int64_t epoch, int64_t step, double loss,
+                           double lr);
+
+}  // namespace mantissa::cli
