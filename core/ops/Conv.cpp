@@ -147,7 +147,7 @@ typename K::Fwd::primitive_desc forwardPd(const Geometry& g, bool withBias) {
 
 /// Memory for a kernel's result: `out` itself when oneDNN writes plain layout, else scratch.
 memory resultMemory(const Tensor& out, const memory::desc& plain, const memory::desc& want,
-                    Tensor& scratch) {
+                    dd::ScratchOwner& scratch) {
   return want == plain ? dd::wrap(out, plain) : dd::scratchMemory(want, scratch);
 }
 
@@ -173,7 +173,7 @@ Tensor forwardKernel(const char* op, const Geometry& g, const Tensor& x, const T
   Tensor out = Tensor::empty(g.output);
   dd::dnnlCall(op, g.text, [&] {
     auto pd = forwardPd<K>(g, b.defined());
-    Tensor s1, s2, s3;
+    dd::ScratchOwner s1, s2, s3;
     memory::desc outPlain = dd::plainDesc(g.output);
     memory dst = resultMemory(out, outPlain, pd.dst_desc(), s3);
     std::unordered_map<int, memory> args{
@@ -198,7 +198,7 @@ Tensor backwardDataKernel(const char* op, const Geometry& g, const Tensor& gradO
         typename K::BwdData::desc(K::kAlg, dd::anyDesc(g.input), anyWeights(g),
                                   dd::anyDesc(g.output), g.strides, g.dilates, g.padL, g.padR),
         dd::dnnlAttr(), dd::dnnlEngine(), forwardPd<K>(g, false));
-    Tensor s1, s2, s3;
+    dd::ScratchOwner s1, s2, s3;
     memory::desc inPlain = dd::plainDesc(g.input);
     memory diffSrc = resultMemory(gx, inPlain, pd.diff_src_desc(), s3);
     dd::execute(typename K::BwdData(pd),
@@ -229,7 +229,7 @@ WeightGrads backwardWeightsKernel(const char* op, const Geometry& g, const Tenso
                        g.strides, g.dilates, g.padL, g.padR);
     typename K::BwdWeights::primitive_desc pd(d, dd::dnnlAttr(), dd::dnnlEngine(),
                                               forwardPd<K>(g, withBias));
-    Tensor s1, s2, s3;
+    dd::ScratchOwner s1, s2, s3;
     memory diffW = resultMemory(grads.weight, plainWeights(g), pd.diff_weights_desc(), s3);
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, dd::toLayout(dd::wrap(xc), pd.src_desc(), s1)},

@@ -182,7 +182,7 @@ Tensor lrn(const Tensor& x, const LrnOptions& opts) {
                                                  : dnnl::prop_kind::forward_inference);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dd::wrap(xc)}, {DNNL_ARG_DST, dd::wrap(out)}};
     if (grad && pd.workspace_desc().get_size() > 0)
-      args[DNNL_ARG_WORKSPACE] = dd::scratchMemory(pd.workspace_desc(), workspace);
+      args[DNNL_ARG_WORKSPACE] = dd::tensorMemory(pd.workspace_desc(), workspace);
     dd::execute(dnnl::lrn_forward(pd), args);
   });
   if (grad) {

@@ -144,7 +144,7 @@ Tensor maxPool2d(const Tensor& x, const Pool2dOptions& opts) {
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dd::wrap(xc)}, {DNNL_ARG_DST, dd::wrap(out)}};
     // The workspace records which element won each window; backward reuses it instead of
     // searching the input again (and so needs neither x nor y).
-    if (grad) args[DNNL_ARG_WORKSPACE] = dd::scratchMemory(pd.workspace_desc(), workspace);
+    if (grad) args[DNNL_ARG_WORKSPACE] = dd::tensorMemory(pd.workspace_desc(), workspace);
     dd::execute(dnnl::pooling_v2_forward(pd), args);
   });
   if (grad) {

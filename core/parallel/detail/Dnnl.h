@@ -5,6 +5,7 @@
 
 #include <dnnl.hpp>
 
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -37,12 +38,19 @@ dnnl::memory wrap(const Tensor& t, const dnnl::memory::desc& desc);
 /// wrap(t, plainDesc(t.shape())) for a contiguous tensor.
 dnnl::memory wrap(const Tensor& t);
 
-/// Memory of layout `desc` backed by Mantissa storage (64-byte aligned, huge pages for large
-/// buffers); the returned Tensor owns the bytes and must outlive the memory.
-dnnl::memory scratchMemory(const dnnl::memory::desc& desc, Tensor& owner);
+/// Owner of a transient buffer (a reorder target or a blocked-layout result).
+using ScratchOwner = std::shared_ptr<void>;
+
+/// Memory of layout `desc` in a transient, uninitialised buffer owned by `owner` (64-byte
+/// aligned; huge pages for large buffers). Not zeroed, unlike tensors: every byte is written by
+/// the reorder or primitive that fills it.
+dnnl::memory scratchMemory(const dnnl::memory::desc& desc, ScratchOwner& owner);
+/// Memory of layout `desc` backed by a new tensor `owner`, for buffers that outlive the call
+/// (e.g. workspaces kept for the backward pass) and so belong in the storage byte counters.
+dnnl::memory tensorMemory(const dnnl::memory::desc& desc, Tensor& owner);
 
 /// `m` itself when it already has layout `desc`, otherwise a reordered copy (owned by `owner`).
-dnnl::memory toLayout(const dnnl::memory& m, const dnnl::memory::desc& desc, Tensor& owner);
+dnnl::memory toLayout(const dnnl::memory& m, const dnnl::memory::desc& desc, ScratchOwner& owner);
 /// Copies `src` into `dst` (different layouts of the same logical tensor) and waits.
 void reorderInto(const dnnl::memory& src, const dnnl::memory& dst);
 
