@@ -78,10 +78,16 @@ void quantElem(float v, Out* o, const Scale& sc, float qmax, bool sr, uint32_t r
   float y = (v * sc.f1) * sc.f2;
   float r;
   if (sr) {
-    // floor(y + k 2^-24) = floor(y) + [k + floor(frac 2^24) >= 2^24]: exact integer test.
+    // floor(y + k 2^-24) = floor(y) + [k + floor(frac(y) 2^24) >= 2^24]: an exact integer test.
+    // y - floor(y) is exact for |y| >= 1 (Sterbenz) but not for small negative y, where
+    // floor(frac 2^24) = floor(y 2^24) + 2^24 is used instead (y 2^24 is exact).
     float fl = std::floor(y);
-    float frac = y - fl;
-    int32_t f24 = frac >= 0.0f ? static_cast<int32_t>(frac * 0x1p24f) : 0;
+    int32_t f24 = 0;
+    if (std::fabs(y) >= 1.0f && std::fabs(y) <= FLT_MAX) {
+      f24 = static_cast<int32_t>((y - fl) * 0x1p24f);
+    } else if (y == y) {
+      f24 = static_cast<int32_t>(std::floor(y * 0x1p24f)) + (y < 0.0f ? (1 << 24) : 0);
+    }
     int32_t k = static_cast<int32_t>(rbits >> 8);
     r = fl + ((k + f24) >= (1 << 24) ? 1.0f : 0.0f);
   } else {
@@ -261,9 +267,16 @@ inline void quantVec(const float* xp, Out* op, __mmask16 m, const VScale& sc, __
   __m512 y = _mm512_mul_ps(_mm512_mul_ps(v, sc.f1), sc.f2);
   __m512 r;
   if (sr) {
+    // Same exact test as quantElem().
+    const __m512 two24 = _mm512_set1_ps(0x1p24f);
     __m512 fl = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    __m512 frac = _mm512_sub_ps(y, fl);
-    __m512i f24 = _mm512_cvttps_epi32(_mm512_mul_ps(frac, _mm512_set1_ps(0x1p24f)));
+    __m512i fA = _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_sub_ps(y, fl), two24));
+    __m512i fB = _mm512_cvttps_epi32(
+        _mm512_roundscale_ps(_mm512_mul_ps(y, two24), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
+    fB = _mm512_mask_add_epi32(fB, _mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_LT_OQ), fB,
+                               _mm512_set1_epi32(1 << 24));
+    __mmask16 small = _mm512_cmp_ps_mask(_mm512_abs_ps(y), _mm512_set1_ps(1.0f), _CMP_LT_OQ);
+    __m512i f24 = _mm512_mask_mov_epi32(fA, small, fB);
     __m512i k = _mm512_srli_epi32(_mm512_maskz_loadu_epi32(m, rbits), 8);
     __mmask16 up = _mm512_cmpge_epi32_mask(_mm512_add_epi32(k, f24), _mm512_set1_epi32(1 << 24));
     r = _mm512_mask_add_ps(fl, up, fl, _mm512_set1_ps(1.0f));
