@@ -49,7 +49,7 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
   int64_t classes = splits.train->numClasses();
 
   Rng initRng(opts.seed);
-  std::shared_ptr<nn::Module> model = spec.makeModel(channels, classes, initRng);
+  std::shared_ptr<nn::Model> model = spec.makeModel(channels, classes, initRng);
   optim::Sgd sgd(model->namedParameters(),
                  {.lr = opts.lr, .momentum = opts.momentum, .weightDecay = opts.weightDecay});
   optim::LrSchedulePtr lrSchedule = makeLrSchedule(opts);
@@ -61,7 +61,7 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
   data::DataLoader testLoader(*splits.test, {.batchSize = std::max<int64_t>(opts.batchSize, 256),
                                              .transform = testTransform(splits, spec.input)});
 
-  RunIdentity id{.app = spec.app, .model = spec.modelName, .modelConfig = spec.modelConfig,
+  RunIdentity id{.app = spec.app, .model = model->name(), .modelConfig = model->extraRepr(),
                  .dataset = splits.name};
   RunProgress state;
   RunCheckpointer checkpointer(opts, id);
@@ -77,7 +77,7 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
   train::JsonlLog log;
   if (!opts.log.empty()) log = train::JsonlLog(opts.log, !opts.resume.empty());
   std::printf("%s: %s (%lld parameters) on %s, precision '%s', %d threads\n", spec.app.c_str(),
-              spec.modelName.c_str(), static_cast<long long>(model->numParameters()),
+              id.model.c_str(), static_cast<long long>(model->numParameters()),
               splits.name.c_str(), opts.precision.c_str(), numThreads());
 
   if (opts.evalOnly) {
@@ -159,7 +159,7 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
       .add("wall_seconds", wall)
       .add("peak_rss_mib", train::peakRssMiB())
       .add("precision", opts.precision)
-      .add("model", spec.modelName);
+      .add("model", id.model);
   log.write(summary);
   return 0;
 }

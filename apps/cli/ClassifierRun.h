@@ -7,18 +7,17 @@
 #include "apps/cli/CommonOptions.h"
 #include "apps/cli/DataSetup.h"
 #include "core/Rng.h"
-#include "layers/Module.h"
+#include "layers/models/Model.h"
 
 namespace mantissa::cli {
 
 /// What an image-classification app (mantissa-resnet, mantissa-alexnet) adds to the common run.
 struct ClassifierSpec {
-  std::string app;          // "mantissa-resnet"
-  std::string modelName;    // "resnet20": checked on --resume
-  std::string modelConfig;  // "depth=20 variant=cifar shortcut=A"
+  std::string app;  // "mantissa-resnet"
   InputSpec input;
-  /// Builds the model for images with `channels` channels and `classes` classes.
-  std::function<std::shared_ptr<nn::Module>(int64_t channels, int64_t classes, Rng& rng)> makeModel;
+  /// Builds the model for images with `channels` channels and `classes` classes. Its name()
+  /// ("resnet20") is recorded in checkpoints and checked on --resume.
+  std::function<std::shared_ptr<nn::Model>(int64_t channels, int64_t classes, Rng& rng)> makeModel;
 };
 
 /// The whole run: data, model, optimizer, precision schedule, resume, the epoch loop with

@@ -28,7 +28,7 @@ void addCommonOptions(cxxopts::Options& o) {
       ("lr-schedule", "constant | step | multistep | cosine",
        cxxopts::value<std::string>()->default_value("cosine"))
       ("lr-milestones", "step: step size in epochs; multistep: epochs where the rate drops (e.g. 30,60)",
-       cxxopts::value<std::vector<int64_t>>()->default_value(""))
+       cxxopts::value<std::vector<int64_t>>())
       ("lr-gamma", "factor of each step/multistep drop", cxxopts::value<double>()->default_value("0.1"))
       ("warmup-epochs", "linear learning-rate warm-up epochs", cxxopts::value<int64_t>()->default_value("0"))
       ("momentum", "SGD momentum", cxxopts::value<double>()->default_value("0.9"))
@@ -80,7 +80,7 @@ CommonOptions parseCommonUnchecked(const cxxopts::ParseResult& r, int argc, char
   MANTISSA_CHECK(c.lrSchedule == "constant" || c.lrSchedule == "step" ||
                      c.lrSchedule == "multistep" || c.lrSchedule == "cosine",
                  "--lr-schedule '", c.lrSchedule, "' (allowed: constant, step, multistep, cosine)");
-  c.lrMilestones = r["lr-milestones"].as<std::vector<int64_t>>();
+  if (r.count("lr-milestones")) c.lrMilestones = r["lr-milestones"].as<std::vector<int64_t>>();
   MANTISSA_CHECK(c.lrSchedule != "step" || c.lrMilestones.size() == 1,
                  "--lr-schedule step needs --lr-milestones N (the step size in epochs)");
   MANTISSA_CHECK(c.lrSchedule != "multistep" || !c.lrMilestones.empty(),
