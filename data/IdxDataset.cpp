@@ -30,8 +30,13 @@ IdxDataset::IdxDataset(const std::string& imagesPath, const std::string& labelsP
   MANTISSA_CHECK(images.dims.size() == 3, "'", imagesPath,
                  "': expected a rank-3 IDX image file (count, rows, cols), got rank ",
                  images.dims.size());
-  MANTISSA_CHECK(images.dims[1] > 0 && images.dims[2] > 0, "'", imagesPath,
-                 "': empty image size ", images.dims[1], "x", images.dims[2]);
+  // The file-size check bounds count x rows x cols only when count > 0; bound the image size
+  // on its own so row/column products never overflow for an empty file.
+  constexpr int64_t kMaxSide = 1 << 16;
+  MANTISSA_CHECK(images.dims[1] > 0 && images.dims[2] > 0 && images.dims[1] <= kMaxSide &&
+                     images.dims[2] <= kMaxSide,
+                 "'", imagesPath, "': image size ", images.dims[1], "x", images.dims[2],
+                 " at offset 8 outside [1, ", kMaxSide, "]");
   detail::IdxArray labels = readIdx(labelsPath);
   MANTISSA_CHECK(labels.dims.size() == 1, "'", labelsPath,
                  "': expected a rank-1 IDX label file, got rank ", labels.dims.size());

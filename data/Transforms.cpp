@@ -60,10 +60,21 @@ Tensor Normalize::operator()(const Tensor& image, Rng&) const {
   return out;
 }
 
-RandomCrop::RandomCrop(int64_t height, int64_t width, int64_t padding, float fill)
-    : height_(height), width_(width), padding_(padding), fill_(fill) {
-  MANTISSA_CHECK(height >= 1 && width >= 1 && padding >= 0, "RandomCrop: size ", height, "x",
-                 width, " and padding ", padding, " must be positive and non-negative");
+RandomCrop::RandomCrop(int64_t size, int64_t padding, float fill)
+    : height_(size), width_(size), padding_(padding), fill_(fill) {
+  validate();
+}
+
+RandomCrop RandomCrop::rect(int64_t height, int64_t width, int64_t padding, float fill) {
+  RandomCrop crop(height, padding, fill);
+  crop.width_ = width;
+  crop.validate();
+  return crop;
+}
+
+void RandomCrop::validate() const {
+  MANTISSA_CHECK(height_ >= 1 && width_ >= 1 && padding_ >= 0, "RandomCrop: size ", height_, "x",
+                 width_, " and padding ", padding_, " must be positive and non-negative");
 }
 
 Tensor RandomCrop::operator()(const Tensor& image, Rng& rng) const {

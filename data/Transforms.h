@@ -45,12 +45,15 @@ class Normalize {
 /// RandomCrop(size, padding)). Draws two integers from the generator.
 class RandomCrop {
  public:
-  explicit RandomCrop(int64_t size, int64_t padding = 0, float fill = 0.f)
-      : RandomCrop(size, size, padding, fill) {}
-  RandomCrop(int64_t height, int64_t width, int64_t padding, float fill = 0.f);
+  /// A size x size crop.
+  explicit RandomCrop(int64_t size, int64_t padding = 0, float fill = 0.f);
+  /// A height x width crop.
+  static RandomCrop rect(int64_t height, int64_t width, int64_t padding = 0, float fill = 0.f);
   Tensor operator()(const Tensor& image, Rng& rng) const;
 
  private:
+  void validate() const;
+
   int64_t height_, width_, padding_;
   float fill_;
 };

@@ -22,12 +22,6 @@ uint32_t bigEndian32(const uint8_t* p) {
 }
 }  // namespace
 
-int64_t IdxArray::numel() const {
-  int64_t n = 1;
-  for (int64_t d : dims) n *= d;
-  return n;
-}
-
 IdxArray parseIdx(std::vector<uint8_t> bytes, const std::string& name) {
   const size_t size = bytes.size();
   MANTISSA_CHECK(size >= 4, "'", name, "': not an IDX file: ", size,
@@ -65,6 +59,9 @@ IdxArray parseIdx(std::vector<uint8_t> bytes, const std::string& name) {
   MANTISSA_CHECK(count == payload, "'", name, "': ", payload - count,
                  " unexpected trailing bytes after the IDX data, starting at offset ",
                  header + count, " (header declares ", shape.str(), ")");
+  // Not the product of `dims` recomputed later: with a zero size among huge ones that product
+  // overflows before reaching zero (found by fuzzing, tests/data/corpus/idx/zero_dim_overflow).
+  out.count = static_cast<int64_t>(count);
   out.dataOffset = header;
   out.bytes = std::move(bytes);
   return out;

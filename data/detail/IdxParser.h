@@ -13,8 +13,9 @@ struct IdxArray {
   std::vector<uint8_t> bytes;   // the whole (decompressed) file
   size_t dataOffset = 0;        // byte offset of the first element in `bytes`
   std::vector<int64_t> dims;    // sizes, outermost first
+  int64_t count = 0;            // number of elements (validated against the file size)
   const uint8_t* data() const { return bytes.data() + dataOffset; }
-  int64_t numel() const;
+  int64_t numel() const { return count; }
 };
 
 /// Parses the IDX content `bytes` (already decompressed). Only element type 0x08 (unsigned byte)
