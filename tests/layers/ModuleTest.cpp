@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "core/Rng.h"
 #include "core/autograd/GradCheck.h"
 #include "core/ops/Elementwise.h"
