@@ -1,0 +1,88 @@
+#include "layers/Conv2d.h"
+
+#include <cmath>
+
+#include "core/ops/Elementwise.h"
+#include "core/ops/Reduce.h"
+
+namespace mantissa::nn {
+
+Conv2d::Conv2d(int64_t inChannels, int64_t outChannels, Size2d kernel, Rng& rng, Conv2dOptions opts)
+    : DotProductLayer("Conv2d"), in_(inChannels), out_(outChannels), kernel_(kernel), opts_(opts) {
+  MANTISSA_CHECK(inChannels > 0 && outChannels > 0, "Conv2d: channels must be positive, got ",
+                 inChannels, " -> ", outChannels);
+  MANTISSA_CHECK(kernel.h > 0 && kernel.w > 0, "Conv2d: kernel ", kernel.toString(),
+                 " must be positive");
+  MANTISSA_CHECK(opts.groups > 0 && inChannels % opts.groups == 0 && outChannels % opts.groups == 0,
+                 "Conv2d: groups ", opts.groups, " must divide both in (", inChannels,
+                 ") and out (", outChannels, ") channels");
+  // PyTorch _ConvNd.reset_parameters: kaiming_uniform_(a = sqrt(5)) gives the bound
+  // gain * sqrt(3 / fan_in) with gain = sqrt(2 / (1 + 5)), i.e. 1/sqrt(fan_in); the bias uses
+  // the same bound. fan_in = weight.size(1) * kH * kW.
+  const int64_t fanIn = inChannels / opts.groups * kernel.h * kernel.w;
+  const float bound = 1.0f / std::sqrt(static_cast<float>(fanIn));
+  weight_ = registerParameter(
+      "weight", Tensor::rand({outChannels, inChannels / opts.groups, kernel.h, kernel.w}, rng,
+                             -bound, bound));
+  if (opts.bias) bias_ = registerParameter("bias", Tensor::rand({outChannels}, rng, -bound, bound));
+  weightBlockAxis_ = 1;
+}
+
+Tensor Conv2d::forward(const Tensor& input) {
+  MANTISSA_CHECK(input.dim() == 4 && input.size(1) == in_, "Conv2d(", in_, ", ", out_,
+                 "): input of shape ", toString(input.shape()), " (expected [N, ", in_, ", H, W])");
+  const mantissa::Conv2dOptions o = opts_.op();
+  const Shape xShape = input.shape(), wShape = weight_.shape();
+  const Shape yShape = conv2dOutputShape(xShape, wShape, o);  // validates, names the op
+  const int64_t G = opts_.groups, n = xShape[0];
+  // Grouped views: a group axis in front of each channel axis, so that every block of a
+  // blocked format stays inside one group's dot products (the GEMMs oneDNN runs per group).
+  // For groups == 1 these are size-1 axes and every view is free.
+  const Shape x5{n, G, in_ / G, xShape[2], xShape[3]};
+  const Shape w5{G, out_ / G, in_ / G, wShape[2], wShape[3]};
+  const Shape y5{n, G, out_ / G, yShape[2], yShape[3]};
+
+  Gemms g;
+  g.opName = "conv2d";
+  // x [N, G, C/G, H, W]: forward reduces over channels; backward-weights over N, H, W.
+  g.xForward = {2};
+  g.xWeightGrad = {0, 3, 4};
+  // w [G, O/G, C/G, kH, kW]: forward reduces over input channels (per output channel and
+  // tap); backward-data (the transposed convolution) over output channels.
+  g.wForward = {2};
+  g.wDataGrad = {1};
+  // gy [N, G, O/G, H', W']: backward-data over output channels; backward-weights over N, H', W'.
+  g.gyDataGrad = {2};
+  g.gyWeightGrad = {0, 3, 4};
+  g.forward = [=](const Tensor& x, const Tensor& w) {
+    return conv2dForward(x.reshape(xShape), w.reshape(wShape), Tensor(), o).reshape(y5);
+  };
+  g.backwardData = [=](const Tensor& gy, const Tensor& w) {
+    return conv2dBackwardData(gy.reshape(yShape), w.reshape(wShape), xShape, o).reshape(x5);
+  };
+  g.backwardWeights = [=](const Tensor& x, const Tensor& gy) {
+    return conv2dBackwardWeights(x.reshape(xShape), gy.reshape(yShape), wShape, o, false)
+        .weight.reshape(w5);
+  };
+  const Shape b5{1, G, out_ / G, 1, 1};
+  Tensor y = run(
+      input.reshape(x5), weight_.reshape(w5), bias_, g,
+      [b5](const Tensor& out, const Tensor& b) { return add(out, b.reshape(b5)); },
+      [o = out_](const Tensor& gy) {
+        return sum(gy, {0, 3, 4}).reshape({o});
+      });
+  return y.reshape(yShape);
+}
+
+std::string Conv2d::extraRepr() const {
+  std::string s =
+      std::to_string(in_) + ", " + std::to_string(out_) + ", kernel=" + kernel_.toString();
+  if (!(opts_.stride == Size2d(1))) s += ", stride=" + opts_.stride.toString();
+  if (!(opts_.padding == Size2d(0))) s += ", padding=" + opts_.padding.toString();
+  if (!(opts_.dilation == Size2d(1))) s += ", dilation=" + opts_.dilation.toString();
+  if (opts_.groups != 1) s += ", groups=" + std::to_string(opts_.groups);
+  if (!opts_.bias) s += ", bias=false";
+  return s;
+}
+
+}  // namespace mantissa::nn
