@@ -1,5 +1,6 @@
 #include "core/io/detail/H5Tree.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstring>
@@ -122,42 +123,66 @@ std::vector<std::string> splitKey(const std::string& key, const fs::path& file) 
 /// Little-endian file types, so files are the same on every machine.
 hid_t fileType(DType t) {
   switch (t) {
-    case DType::F32: return H5T_IEEE_F32LE;
-    case DType::F64: return H5T_IEEE_F64LE;
-    case DType::I64: return H5T_STD_I64LE;
-    case DType::I32: return H5T_STD_I32LE;
-    case DType::I16: return H5T_STD_I16LE;
-    case DType::U16: return H5T_STD_U16LE;
-    case DType::I8: return H5T_STD_I8LE;
-    case DType::U8: return H5T_STD_U8LE;
+    case DType::F32:
+      return H5T_IEEE_F32LE;
+    case DType::F64:
+      return H5T_IEEE_F64LE;
+    case DType::I64:
+      return H5T_STD_I64LE;
+    case DType::I32:
+      return H5T_STD_I32LE;
+    case DType::I16:
+      return H5T_STD_I16LE;
+    case DType::U16:
+      return H5T_STD_U16LE;
+    case DType::I8:
+      return H5T_STD_I8LE;
+    case DType::U8:
+      return H5T_STD_U8LE;
   }
   return H5I_INVALID_HID;
 }
 
 hid_t memType(DType t) {
   switch (t) {
-    case DType::F32: return H5T_NATIVE_FLOAT;
-    case DType::F64: return H5T_NATIVE_DOUBLE;
-    case DType::I64: return H5T_NATIVE_INT64;
-    case DType::I32: return H5T_NATIVE_INT32;
-    case DType::I16: return H5T_NATIVE_INT16;
-    case DType::U16: return H5T_NATIVE_UINT16;
-    case DType::I8: return H5T_NATIVE_INT8;
-    case DType::U8: return H5T_NATIVE_UINT8;
+    case DType::F32:
+      return H5T_NATIVE_FLOAT;
+    case DType::F64:
+      return H5T_NATIVE_DOUBLE;
+    case DType::I64:
+      return H5T_NATIVE_INT64;
+    case DType::I32:
+      return H5T_NATIVE_INT32;
+    case DType::I16:
+      return H5T_NATIVE_INT16;
+    case DType::U16:
+      return H5T_NATIVE_UINT16;
+    case DType::I8:
+      return H5T_NATIVE_INT8;
+    case DType::U8:
+      return H5T_NATIVE_UINT8;
   }
   return H5I_INVALID_HID;
 }
 
 const void* rawData(const Tensor& t) {
   switch (t.dtype()) {
-    case DType::F32: return t.data<float>();
-    case DType::F64: return t.data<double>();
-    case DType::I64: return t.data<int64_t>();
-    case DType::I32: return t.data<int32_t>();
-    case DType::I16: return t.data<int16_t>();
-    case DType::U16: return t.data<uint16_t>();
-    case DType::I8: return t.data<int8_t>();
-    case DType::U8: return t.data<uint8_t>();
+    case DType::F32:
+      return t.data<float>();
+    case DType::F64:
+      return t.data<double>();
+    case DType::I64:
+      return t.data<int64_t>();
+    case DType::I32:
+      return t.data<int32_t>();
+    case DType::I16:
+      return t.data<int16_t>();
+    case DType::U16:
+      return t.data<uint16_t>();
+    case DType::I8:
+      return t.data<int8_t>();
+    case DType::U8:
+      return t.data<uint8_t>();
   }
   return nullptr;
 }
@@ -183,9 +208,9 @@ DType datasetDType(hid_t type, const fs::path& file, const std::string& key) {
                               (isSigned ? "signed" : "unsigned") + ", " + std::to_string(size) +
                               " bytes); tensors are f32, f64, i64, i32, i16, u16, i8 or u8");
   }
-  const char* what = cls == H5T_FLOAT     ? "float of this size"
-                     : cls == H5T_STRING  ? "string"
-                     : cls == H5T_ENUM    ? "enum (h5py bool?)"
+  const char* what = cls == H5T_FLOAT      ? "float of this size"
+                     : cls == H5T_STRING   ? "string"
+                     : cls == H5T_ENUM     ? "enum (h5py bool?)"
                      : cls == H5T_COMPOUND ? "compound"
                                            : "non-numeric";
   throw CheckpointError(file, key,
@@ -201,8 +226,9 @@ void writeDataset(hid_t group, const std::string& name, const Tensor& tensor, co
   if (!tensor.defined()) throw CheckpointError(file, key, "undefined tensor");
   Tensor t = tensor.detach().contiguous();
   if (t.dim() > H5S_MAX_RANK) {
-    throw CheckpointError(file, key, "rank " + std::to_string(t.dim()) + " exceeds HDF5's " +
-                                         std::to_string(H5S_MAX_RANK));
+    throw CheckpointError(
+        file, key,
+        "rank " + std::to_string(t.dim()) + " exceeds HDF5's " + std::to_string(H5S_MAX_RANK));
   }
   // Shape [] is a scalar dataspace and [1] a one-element simple one, so both round-trip.
   H5Handle space;
@@ -231,7 +257,8 @@ Tensor readDataset(hid_t ds, const fs::path& file, const std::string& key) {
   H5Handle space = own(H5Dget_space(ds), H5Sclose, file, key, "cannot read the dataspace");
   Shape shape;
   switch (H5Sget_simple_extent_type(space.get())) {
-    case H5S_SCALAR: break;
+    case H5S_SCALAR:
+      break;
     case H5S_SIMPLE: {
       int rank = H5Sget_simple_extent_ndims(space.get());
       if (rank < 0) throwHdf5(file, key, "cannot read the dataspace");
@@ -242,7 +269,8 @@ Tensor readDataset(hid_t ds, const fs::path& file, const std::string& key) {
       shape.assign(dims.begin(), dims.end());
       break;
     }
-    default: throw CheckpointError(file, key, "dataset has a null or unknown dataspace");
+    default:
+      throw CheckpointError(file, key, "dataset has a null or unknown dataspace");
   }
   Tensor t = Tensor::empty(shape, dtype);
   if (t.numel() > 0) {
@@ -302,7 +330,8 @@ std::string readAttrText(hid_t obj, const std::string& name, const fs::path& fil
                               " values; state attributes are single strings or numbers");
   }
   switch (H5Tget_class(type.get())) {
-    case H5T_STRING: return readStringAttr(attr.get(), type.get(), file, key);
+    case H5T_STRING:
+      return readStringAttr(attr.get(), type.get(), file, key);
     case H5T_INTEGER: {
       if (H5Tget_sign(type.get()) == H5T_SGN_NONE) {
         uint64_t v = 0;
@@ -379,9 +408,9 @@ hid_t groupFor(hid_t file, const std::string& groupKey, std::map<std::string, H5
     H5Handle obj = own(H5Oopen(parent, name.c_str(), H5P_DEFAULT), H5Oclose, path, forKey,
                        "cannot open '" + groupKey + "'");
     if (H5Iget_type(obj.get()) != H5I_GROUP) {
-      throw CheckpointError(path, forKey,
-                            "'" + groupKey +
-                                "' is a tensor, so it cannot also be a group holding this key");
+      throw CheckpointError(
+          path, forKey,
+          "'" + groupKey + "' is a tensor, so it cannot also be a group holding this key");
     }
     group = own(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), H5Gclose, path, forKey,
                 "cannot open '" + groupKey + "'");
@@ -396,23 +425,94 @@ hid_t groupFor(hid_t file, const std::string& groupKey, std::map<std::string, H5
 
 }  // namespace
 
-// ---- files ----------------------------------------------------------------------------------------
+// ---- files
+// ----------------------------------------------------------------------------------------
 
-H5Handle createFile(const fs::path& path) {
+H5Handle createImageFile(const fs::path& path, size_t sizeHint) {
   H5Handle fapl = own(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, path, "", "property list");
-  // v1.8+ structures carry metadata checksums and the superblock records the end of file, so
-  // HDF5 detects truncation and damaged headers on open.
-  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), path, "",
+  // One allocation of the expected size (the core driver grows in steps of `increment`).
+  const size_t increment = std::max<size_t>(sizeHint, size_t{1} << 20);
+  check(H5Pset_fapl_core(fapl.get(), increment, /*backing_store=*/0), path, "", "property list");
+  // The 1.8 format: superblock v2 and version-2 object headers carry checksums and the
+  // superblock records the end of file, so HDF5 detects truncation and damaged metadata on open.
+  // Capped at 1.8 so that readers built on HDF5 1.8 can open the files too.
+  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18), path, "",
         "property list");
-  check(H5Pset_file_locking(fapl.get(), 0, 1), path, "", "property list");
-  // SEMI: closing the file fails if an object were still open, instead of silently deferring
-  // the final flush past the point where we fsync and rename.
-  check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_SEMI), path, "", "property list");
   // The file creation list is also the root group's object creation list.
   H5Handle fcpl = own(H5Pcreate(H5P_FILE_CREATE), H5Pclose, path, "", "property list");
   check(H5Pset_obj_track_times(fcpl.get(), 0), path, "", "property list");
   return own(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose, path, "",
-             "cannot create the file");
+             "cannot create the file in memory");
+}
+
+namespace {
+
+uint32_t rotl(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+/// Bob Jenkins' lookup3 `hashlittle`, byte-wise: the checksum of every HDF5 metadata block.
+uint32_t lookup3(const uint8_t* k, size_t length) {
+  uint32_t a = 0xdeadbeef + static_cast<uint32_t>(length), b = a, c = a;
+  auto word = [](const uint8_t* p) {
+    return p[0] | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
+  };
+  while (length > 12) {
+    a += word(k);
+    b += word(k + 4);
+    c += word(k + 8);
+    a -= c, a ^= rotl(c, 4), c += b;
+    b -= a, b ^= rotl(a, 6), a += c;
+    c -= b, c ^= rotl(b, 8), b += a;
+    a -= c, a ^= rotl(c, 16), c += b;
+    b -= a, b ^= rotl(a, 19), a += c;
+    c -= b, c ^= rotl(b, 4), b += a;
+    length -= 12;
+    k += 12;
+  }
+  if (length == 0) return c;
+  uint8_t tail[12] = {};
+  std::memcpy(tail, k, length);
+  a += word(tail);
+  b += word(tail + 4);
+  c += word(tail + 8);
+  c ^= b, c -= rotl(b, 14);
+  a ^= c, a -= rotl(c, 11);
+  b ^= a, b -= rotl(a, 25);
+  c ^= b, c -= rotl(b, 16);
+  a ^= c, a -= rotl(c, 4);
+  b ^= a, b -= rotl(a, 14);
+  c ^= b, c -= rotl(b, 24);
+  return c;
+}
+
+/// HDF5 1.10's H5Fget_file_image clears the superblock's "open for writing" status flags in
+/// the image without recomputing the superblock checksum, so the image would not open. Redo the
+/// checksum (superblock v2/v3: 12 fixed bytes, four addresses, then the checksum).
+void fixSuperblockChecksum(FileImage& image, const fs::path& path) {
+  auto* b = reinterpret_cast<uint8_t*>(image.bytes.get());
+  static const uint8_t kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  if (image.size < 12 || std::memcmp(b, kSignature, 8) != 0 || (b[8] != 2 && b[8] != 3)) {
+    throw CheckpointError(path, "", "unexpected HDF5 superblock in the file image");
+  }
+  const size_t end = 12 + 4 * size_t{b[9]};
+  if (image.size < end + 4) throw CheckpointError(path, "", "file image too short");
+  const uint32_t sum = lookup3(b, end);
+  for (int i = 0; i < 4; ++i) b[end + i] = static_cast<uint8_t>(sum >> (8 * i));
+}
+
+}  // namespace
+
+FileImage takeImage(H5Handle& file, const fs::path& path) {
+  check(H5Fflush(file.get(), H5F_SCOPE_LOCAL), path, "", "cannot flush the file in memory");
+  ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
+  if (size < 0) throwHdf5(path, "", "cannot get the file image");
+  FileImage image{std::make_unique_for_overwrite<char[]>(static_cast<size_t>(size)),
+                  static_cast<size_t>(size)};
+  if (H5Fget_file_image(file.get(), image.bytes.get(), image.size) != size) {
+    throwHdf5(path, "", "cannot get the file image");
+  }
+  check(file.reset(), path, "", "cannot close the file in memory");
+  fixSuperblockChecksum(image, path);
+  return image;
 }
 
 H5Handle openFile(const fs::path& path) {
@@ -430,21 +530,15 @@ H5Handle openFile(const fs::path& path) {
                           "not an HDF5 file (no HDF5 signature): not a checkpoint or state file");
   }
   H5Handle fapl = own(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, path, "", "property list");
+  // Files are replaced by rename, never changed in place, so HDF5's advisory lock protects
+  // nothing here, and it fails on some network file systems.
   check(H5Pset_file_locking(fapl.get(), 0, 1), path, "", "property list");
   return own(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose, path, "",
              "cannot open: truncated or damaged HDF5 file");
 }
 
-void closeFile(H5Handle& file, const fs::path& path) {
-  if (H5Fflush(file.get(), H5F_SCOPE_LOCAL) < 0) {
-    std::string cause = hdf5Cause();
-    file.reset();
-    throw CheckpointError(path, "", "cannot flush the file (disk full?) (HDF5: " + cause + ")");
-  }
-  if (file.reset() < 0) throwHdf5(path, "", "cannot close the file (disk full?)");
-}
-
-// ---- trees ------------------------------------------------------------------------------------------
+// ---- trees
+// ------------------------------------------------------------------------------------------
 
 void writeTree(hid_t file, const StateDict& state, const fs::path& path) {
   std::map<std::string, H5Handle> groups;
@@ -491,9 +585,9 @@ void readTree(hid_t file, StateDict& out, const fs::path& path) {
     std::string key;  // "" for the root, "a/b" below it
   };
   std::vector<Pending> stack;
-  stack.push_back({own(H5Gopen2(file, "/", H5P_DEFAULT), H5Gclose, path, "",
-                       "cannot open the root group"),
-                   ""});
+  stack.push_back(
+      {own(H5Gopen2(file, "/", H5P_DEFAULT), H5Gclose, path, "", "cannot open the root group"),
+       ""});
   // Iterative walk: depth is small, but there is no reason to recurse.
   while (!stack.empty()) {
     Pending cur = std::move(stack.back());
@@ -513,8 +607,8 @@ void readTree(hid_t file, StateDict& out, const fs::path& path) {
                          key, "cannot open (damaged file?)");
       switch (H5Iget_type(obj.get())) {
         case H5I_GROUP:
-          stack.push_back({own(H5Gopen2(cur.group.get(), link.name.c_str(), H5P_DEFAULT),
-                               H5Gclose, path, key, "cannot open the group"),
+          stack.push_back({own(H5Gopen2(cur.group.get(), link.name.c_str(), H5P_DEFAULT), H5Gclose,
+                               path, key, "cannot open the group"),
                            key});
           break;
         case H5I_DATASET:
@@ -554,12 +648,16 @@ void writeAttr(hid_t obj, const std::string& name, const std::string& value, con
   if (value.find('\0') != std::string::npos) {
     throw CheckpointError(path, key, "attribute value contains a NUL byte");
   }
-  // Variable-length UTF-8: h5py returns these as `str` and h5dump prints them plainly.
+  // Fixed-length UTF-8, NUL-padded: the bytes live in the attribute message inside the
+  // (checksummed) object header. Variable-length strings would live in HDF5's global heap,
+  // which has no checksum, and HDF5 1.10 crashes on some damaged global heaps.
   H5Handle type = own(H5Tcopy(H5T_C_S1), H5Tclose, path, key, "string type");
-  check(H5Tset_size(type.get(), H5T_VARIABLE), path, key, "string type");
+  check(H5Tset_size(type.get(), std::max<size_t>(value.size(), 1)), path, key, "string type");
+  check(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), path, key, "string type");
   check(H5Tset_cset(type.get(), H5T_CSET_UTF8), path, key, "string type");
-  const char* p = value.c_str();
-  writeAttrRaw(obj, name, type.get(), &p, path, key);
+  std::string padded = value;
+  padded.resize(std::max<size_t>(value.size(), 1), '\0');
+  writeAttrRaw(obj, name, type.get(), padded.data(), path, key);
 }
 
 void writeAttr(hid_t obj, const std::string& name, int64_t value, const fs::path& path,

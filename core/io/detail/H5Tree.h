@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -50,14 +51,23 @@ std::string hdf5Cause();
 [[noreturn]] void throwHdf5(const std::filesystem::path& file, const std::string& key,
                             const std::string& what);
 
-/// A new file (truncating an existing one): superblock v2+ and version-2 object headers, whose
-/// checksums let HDF5 itself detect damaged metadata; no object timestamps, so equal state
-/// gives equal bytes; no file locking (files are replaced by rename, never edited in place).
-H5Handle createFile(const std::filesystem::path& path);
+/// A complete HDF5 file held in memory.
+struct FileImage {
+  std::unique_ptr<char[]> bytes;
+  size_t size = 0;
+};
+
+/// A new HDF5 file built in memory (the core driver; nothing touches the disk until the image
+/// is written by plain POSIX calls). HDF5 1.10 cannot recover from a failed write of its own:
+/// after a full disk the file stays half-open and the library crashes at exit; building the
+/// image in memory keeps every I/O error on our side. Superblock v2+ and version-2 object
+/// headers carry checksums, so HDF5 itself detects damaged metadata; no object timestamps, so
+/// equal state gives equal bytes. `sizeHint` (bytes) sizes the buffer; `path` names errors.
+H5Handle createImageFile(const std::filesystem::path& path, size_t sizeHint);
+/// Flushes and closes an in-memory file and returns its bytes.
+FileImage takeImage(H5Handle& file, const std::filesystem::path& path);
 /// Opens read-only with clear errors: no such file, not an HDF5 file, truncated or damaged.
 H5Handle openFile(const std::filesystem::path& path);
-/// Flushes and closes, reporting write errors that HDF5 only detects at that point.
-void closeFile(H5Handle& file, const std::filesystem::path& path);
 
 /// Writes every tensor as a dataset and every attribute as a UTF-8 string attribute (see
 /// docs/checkpoints.md for the mapping). Throws naming the key on invalid or conflicting keys.
@@ -65,6 +75,9 @@ void writeTree(hid_t file, const StateDict& state, const std::filesystem::path& 
 /// Reads every dataset and attribute below the root into `out`. Numeric attributes (as h5py
 /// writes them) come back as decimal text. Throws naming the key on unsupported content.
 void readTree(hid_t file, StateDict& out, const std::filesystem::path& path);
+
+/// Bytes a file holding `state` will take, roughly (for sizing the in-memory image).
+size_t estimateFileSize(const StateDict& state);
 
 /// Opens the group at absolute `groupPath` ("/meta"); an invalid handle when it does not exist.
 H5Handle openGroupIfExists(hid_t file, const std::string& groupPath,
@@ -76,12 +89,12 @@ H5Handle ensureGroup(hid_t file, const std::string& groupPath, const std::filesy
 /// numbers). `key` is only used in error messages.
 void writeAttr(hid_t obj, const std::string& name, const std::string& value,
                const std::filesystem::path& path, const std::string& key);
-void writeAttr(hid_t obj, const std::string& name, int64_t value,
-               const std::filesystem::path& path, const std::string& key);
+void writeAttr(hid_t obj, const std::string& name, int64_t value, const std::filesystem::path& path,
+               const std::string& key);
 void writeAttr(hid_t obj, const std::string& name, uint64_t value,
                const std::filesystem::path& path, const std::string& key);
-void writeAttr(hid_t obj, const std::string& name, double value,
-               const std::filesystem::path& path, const std::string& key);
+void writeAttr(hid_t obj, const std::string& name, double value, const std::filesystem::path& path,
+               const std::string& key);
 /// Every attribute of `obj` as text, by name. `keyPrefix` ("meta/") is used in error messages.
 std::map<std::string, std::string> readAttrs(hid_t obj, const std::filesystem::path& path,
                                              const std::string& keyPrefix);
