@@ -22,6 +22,11 @@ QuantPoint::QuantPoint(std::string name, Role forwardRole, Role backwardRole)
   setFormats(nullptr, nullptr);
 }
 
+void QuantPoint::setName(std::string name) {
+  name_ = std::move(name);
+  stream_ = streamOf(name_);
+}
+
 void QuantPoint::setFormats(FormatPtr forward, FormatPtr backward) {
   auto assign = [](QuantDirection& dir, FormatPtr f) {
     if (!f) f = parse("fp32");

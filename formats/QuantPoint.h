@@ -39,6 +39,9 @@ class QuantPoint : public io::Stateful {
   void setFormats(FormatPtr forward, FormatPtr backward);
   /// Run seed for stochastic rounding (combined with a hash of the name and the call count).
   void setSeed(uint64_t seed) { seed_ = seed; }
+  /// Renames the point (modules give it its dotted path, "layer1.0.conv1.activation", when a
+  /// policy is applied); the name keys its stochastic-rounding stream and error messages.
+  void setName(std::string name);
 
   /// Snaps x with the forward format. `blockAxis` is used by blocked formats only.
   Tensor quantizeForward(const Tensor& x, int64_t blockAxis = -1);

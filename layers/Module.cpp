@@ -156,7 +156,12 @@ Named<std::shared_ptr<Module>> Module::dotProductLayers() const {
   return out;
 }
 
+void Module::nameQuantPoints() const {
+  for (auto& [n, q] : namedQuantPoints()) q->setName(n);
+}
+
 void Module::setPolicy(const FormatPolicy& policy) {
+  nameQuantPoints();
   if (isDotProduct()) applyPolicy(policy);
   for (auto& [n, m] : namedModules()) {
     if (m->isDotProduct()) m->applyPolicy(policy);
@@ -164,6 +169,7 @@ void Module::setPolicy(const FormatPolicy& policy) {
 }
 
 void Module::setPolicy(std::string_view selector, const FormatPolicy& policy) {
+  nameQuantPoints();
   auto layers = dotProductLayers();
   int64_t count = static_cast<int64_t>(layers.size()), matched = 0;
   for (int64_t i = 0; i < count; ++i) {
@@ -178,6 +184,7 @@ void Module::setPolicy(std::string_view selector, const FormatPolicy& policy) {
 
 void Module::applySchedule(const formats::PrecisionSchedule& schedule, int64_t epoch,
                            int64_t numEpochs) {
+  nameQuantPoints();
   auto layers = dotProductLayers();
   int64_t count = static_cast<int64_t>(layers.size());
   for (int64_t i = 0; i < count; ++i) {
@@ -187,6 +194,7 @@ void Module::applySchedule(const formats::PrecisionSchedule& schedule, int64_t e
 }
 
 void Module::setQuantSeed(uint64_t seed) {
+  nameQuantPoints();
   for (auto& [n, q] : namedQuantPoints()) q->setSeed(seed);
 }
 

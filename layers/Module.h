@@ -85,7 +85,8 @@ class Module : public io::Stateful {
   /// True for layers with a dot product (Linear, Conv2d, ConvTranspose2d): those that have
   /// weight/activation/error/weight_grad/master formats.
   virtual bool isDotProduct() const { return false; }
-  /// Applies `policy` to every dot-product layer in this tree.
+  /// Applies `policy` to every dot-product layer in this tree. Like every precision call below,
+  /// it also names each quantization point by its dotted path relative to this module.
   void setPolicy(const FormatPolicy& policy);
   /// Applies `policy` to the dot-product layers matching `selector` (dotted names relative to
   /// this module, globs, `first`, `last`, alternatives with '|'); throws if none matches.
@@ -119,6 +120,7 @@ class Module : public io::Stateful {
   virtual Named<MasterFormat> ownMasterFormats() const { return {}; }
 
  private:
+  void nameQuantPoints() const;
   void addChild(std::string name, std::shared_ptr<Module> module);
   void checkName(const std::string& name) const;
   template <class F>
