@@ -45,6 +45,7 @@ struct Consts {
   int m = 0, d = 0, emin = 0;
   uint32_t mask = 0;          // low d bits
   uint32_t halfMinusOne = 0;  // 2^(d-1) - 1 (0 when d = 0)
+  uint32_t lsbAdjust = 0;     // m = 0: makes bit d (the fp32 exponent lsb) the code's lsb
   uint32_t minNormalBits = 0; // bit pattern of 2^emin
   bool linear = false;        // emin == -126: the bit trick covers the whole range
   float s1 = 1.f, s2 = 1.f;   // s1 * s2 = 2^(m - emin), each a normal float
@@ -76,6 +77,9 @@ Consts makeConsts(const FloatGrid& g) {
   k.emin = g.minExponent;
   k.mask = (1u << k.d) - 1u;
   k.halfMinusOne = k.d > 0 ? (1u << (k.d - 1)) - 1u : 0u;
+  // With no mantissa bits both neighbours of a tie have significand 1; "even" then means the
+  // even exponent code (code = fp32 exponent field - 126 - emin), as RNE on the encoding does.
+  k.lsbAdjust = k.m == 0 ? static_cast<uint32_t>(k.emin) & 1u : 0u;
   k.minNormalBits = floatToBits(std::ldexp(1.f, k.emin));
   k.linear = k.emin == -126;
   int up = k.m - k.emin;
@@ -115,6 +119,10 @@ float scalarOne(float x, const Consts& k, bool sr, uint32_t rbits, Counters& cnt
   double r;
   if (!sr) {
     r = std::nearbyint(y);  // default rounding mode: ties to even
+    if (k.m == 0 && y >= 1.0 && y - std::floor(y) == 0.5) {
+      int lowerCode = e - k.emin + 1;  // exponent code of 2^e, the lower neighbour
+      r = std::floor(y) + ((lowerCode & 1) ? 1.0 : 0.0);
+    }
   } else {
     double fl = std::floor(y), frac = y - fl;
     bool roundUp;
@@ -194,6 +202,7 @@ MANTISSA_AVX512 void avx512Range(const float* in, float* out, int64_t begin, int
   const __m512i vKeep = _mm512_set1_epi32(static_cast<int>(~k.mask));
   const __m512i vHalf = _mm512_set1_epi32(static_cast<int>(k.halfMinusOne));
   const __m512i vOne = _mm512_set1_epi32(1);
+  const __m512i vLsbAdjust = _mm512_set1_epi32(static_cast<int>(k.lsbAdjust));
   const __m512i vMinNormal = _mm512_set1_epi32(static_cast<int>(k.minNormalBits));
   const __m512i vMax = _mm512_set1_epi32(static_cast<int>(k.maxBits));
   const __m512i vOverflow = _mm512_set1_epi32(static_cast<int>(k.overflowBits));
@@ -209,7 +218,8 @@ MANTISSA_AVX512 void avx512Range(const float* in, float* out, int64_t begin, int
       int64_t off = g + 16 * w;
       if (off >= end) break;
       __mmask16 valid = end - off >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (end - off)) - 1u);
-      __m512 x = _mm512_maskz_loadu_ps(valid, in + off);
+      // Unmasked loads and stores for full vectors: masked stores are slow on some CPUs (Zen 4).
+      __m512 x = valid == 0xFFFF ? _mm512_loadu_ps(in + off) : _mm512_maskz_loadu_ps(valid, in + off);
       __m512i u = _mm512_castps_si512(x);
       __m512i sign = _mm512_and_si512(u, vSign);
       __m512i a = _mm512_and_si512(u, vAbs);
@@ -219,12 +229,16 @@ MANTISSA_AVX512 void avx512Range(const float* in, float* out, int64_t begin, int
 
       // Normal range: integer rounding of the bit pattern at bit d.
       __m512i add = sr ? _mm512_and_si512(rnd[w], vMask)
-                       : _mm512_add_epi32(vHalf, _mm512_and_si512(_mm512_srl_epi32(a, vD), vOne));
+                       : _mm512_add_epi32(vHalf, _mm512_and_si512(_mm512_add_epi32(
+                                                         _mm512_srl_epi32(a, vD), vLsbAdjust),
+                                                     vOne));
       __m512i q = _mm512_and_si512(_mm512_add_epi32(a, add), vKeep);
 
       if (!k.linear) {
-        __mmask16 subM = _mm512_cmplt_epi32_mask(a, vMinNormal) & valid;
-        if (subM) {
+        // Computed for every vector: with typical data some lane is nearly always below the
+        // smallest normal, and a data-dependent branch here costs more than the arithmetic.
+        __mmask16 subM = _mm512_cmplt_epi32_mask(a, vMinNormal);
+        {
           __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_castsi512_ps(a), vS1), vS2);
           __m512 r;
           if (!sr) {
@@ -250,7 +264,12 @@ MANTISSA_AVX512 void avx512Range(const float* in, float* out, int64_t begin, int
         q = _mm512_mask_mov_epi32(q, negM, _mm512_setzero_si512());
         sign = _mm512_maskz_mov_epi32(nanM, sign);
       }
-      _mm512_mask_storeu_ps(out + off, valid, _mm512_castsi512_ps(_mm512_or_si512(q, sign)));
+      __m512 result = _mm512_castsi512_ps(_mm512_or_si512(q, sign));
+      if (valid == 0xFFFF) {
+        _mm512_storeu_ps(out + off, result);
+      } else {
+        _mm512_mask_storeu_ps(out + off, valid, result);
+      }
 
       __mmask16 finite = valid & static_cast<__mmask16>(~(nanM | infM));
       __mmask16 nonzero = static_cast<__mmask16>(~zeroM);
