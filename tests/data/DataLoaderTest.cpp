@@ -11,10 +11,12 @@
 
 #include "core/Error.h"
 #include "core/Rng.h"
+#include "core/io/Checkpoint.h"
 #include "core/io/StateDict.h"
 #include "data/DataLoader.h"
 #include "data/SyntheticDataset.h"
 #include "data/Transforms.h"
+#include "tests/data/DataTestUtil.h"
 
 using namespace mantissa;
 using namespace mantissa::data;
@@ -82,7 +84,8 @@ TEST_CASE("DataLoader: batch shapes, contents and drop-last") {
         int64_t i = b.index * 4 + static_cast<int64_t>(r);
         CHECK(b.indices[r] == i);
         CHECK(b.target.toVector<int64_t>()[r] == i % 3);
-        for (int64_t k = 0; k < 4; ++k) CHECK(b.data.at({static_cast<int64_t>(r), 0, k / 2, k % 2}) == i);
+        for (int64_t k = 0; k < 4; ++k)
+          CHECK(b.data.at({static_cast<int64_t>(r), 0, k / 2, k % 2}) == i);
       }
     }
     DataLoader dropping(ds, {.batchSize = 4, .dropLast = true, .prefetch = prefetch});
@@ -100,8 +103,9 @@ TEST_CASE("DataLoader: every sample exactly once per epoch, with and without dro
     for (int64_t prefetch : {0, 3}) {
       CAPTURE(dropLast);
       CAPTURE(prefetch);
-      DataLoader loader(ds, {.batchSize = 8, .shuffle = true, .seed = 5, .dropLast = dropLast,
-                             .prefetch = prefetch});
+      DataLoader loader(
+          ds,
+          {.batchSize = 8, .shuffle = true, .seed = 5, .dropLast = dropLast, .prefetch = prefetch});
       for (int64_t epoch = 0; epoch < 3; ++epoch) {
         std::vector<int64_t> seen;
         for (const Batch& b : loader.epoch(epoch)) {
@@ -148,7 +152,8 @@ TEST_CASE("DataLoader: resuming at any batch gives the uninterrupted batches bit
   const int64_t epoch = 2;
   std::vector<Batch> reference = collect(full.epoch(epoch));
   REQUIRE(reference.size() == 8);
-  CHECK(!bitwiseEqual(reference[0], collect(full.epoch(epoch + 1))[0]));  // augmentation varies by epoch
+  CHECK(!bitwiseEqual(reference[0],
+                      collect(full.epoch(epoch + 1))[0]));  // augmentation varies by epoch
 
   SUBCASE("epoch(e, k) for every k, prefetching or not") {
     for (int64_t prefetch : {0, 1, 4}) {
@@ -158,7 +163,8 @@ TEST_CASE("DataLoader: resuming at any batch gives the uninterrupted batches bit
       for (int64_t k = 0; k <= 8; ++k) {
         std::vector<Batch> tail = collect(resumed.epoch(epoch, k));
         REQUIRE(tail.size() == static_cast<size_t>(8 - k));
-        for (size_t j = 0; j < tail.size(); ++j) CHECK(bitwiseEqual(tail[j], reference[static_cast<size_t>(k) + j]));
+        for (size_t j = 0; j < tail.size(); ++j)
+          CHECK(bitwiseEqual(tail[j], reference[static_cast<size_t>(k) + j]));
       }
     }
   }
@@ -212,7 +218,8 @@ TEST_CASE("DataLoader: position follows the batches handed out") {
     ++it;
     CHECK(it == range.end());
   }
-  CHECK_THROWS_WITH_AS(loader.epoch(0, 4), doctest::Contains("start batch 4 outside [0, 3]"), Error);
+  CHECK_THROWS_WITH_AS(loader.epoch(0, 4), doctest::Contains("start batch 4 outside [0, 3]"),
+                       Error);
   CHECK_THROWS_WITH_AS(loader.epoch(-1), doctest::Contains("epoch -1"), Error);
   CHECK_THROWS_WITH_AS(DataLoader(ds, {.batchSize = 0}), doctest::Contains("batchSize 0"), Error);
   CHECK_THROWS_WITH_AS(loader.batch(0, 3), doctest::Contains("batch 3 outside [0, 3)"), Error);
@@ -259,7 +266,8 @@ TEST_CASE("DataLoader: loading errors reach the consumer in order, naming the sa
       FAIL("no error");
     } catch (const Error& e) {
       std::string msg = e.what();
-      CHECK_MESSAGE(msg.find("DataLoader: epoch 1, batch 2, sample 9 of Counting") != std::string::npos, msg);
+      CHECK_MESSAGE(
+          msg.find("DataLoader: epoch 1, batch 2, sample 9 of Counting") != std::string::npos, msg);
       CHECK_MESSAGE(msg.find("cannot decode '/data/img_9.png'") != std::string::npos, msg);
     }
     CHECK(delivered == std::vector<int64_t>{0, 1});  // the batches before the bad one
@@ -284,12 +292,39 @@ TEST_CASE("DataLoader: state loading is strict") {
   CHECK(state.attrs.at("loader/batch_size") == "2");
   DataLoader otherBatch(ds, {.batchSize = 5});
   CHECK_THROWS_WITH_AS(otherBatch.loadState(state, "loader"),
-                       doctest::Contains("'loader/batch_size': saved 2, but this loader has 5"), Error);
+                       doctest::Contains("'loader/batch_size': saved 2, but this loader has 5"),
+                       Error);
   DataLoader same(ds, {.batchSize = 2});
   io::StateDict missing = state;
   missing.tensors.erase("loader/epoch");
   CHECK_THROWS_WITH_AS(same.loadState(missing, "loader"), doctest::Contains("loader/epoch"), Error);
   io::StateDict outOfRange = state;
   outOfRange.tensors["loader/batch"] = Tensor::fromInts({6});
-  CHECK_THROWS_WITH_AS(same.loadState(outOfRange, "loader"), doctest::Contains("start batch 6"), Error);
+  CHECK_THROWS_WITH_AS(same.loadState(outOfRange, "loader"), doctest::Contains("start batch 6"),
+                       Error);
+}
+
+TEST_CASE("DataLoader: the position survives an HDF5 checkpoint and resumes bit for bit") {
+  SyntheticDataset ds({.size = 30, .numClasses = 3, .shape = {1, 8, 8}, .seed = 4});
+  DataLoaderOptions opts{.batchSize = 4, .shuffle = true, .seed = 77, .transform = augmentation()};
+  DataLoader reference(ds, opts);
+  std::vector<Batch> expected = collect(reference.epoch(1));
+  test::TempDir dir;
+  const std::string path = dir.file("ckpt.h5");
+  {
+    DataLoader loader(ds, opts);
+    for (const Batch& b : loader.epoch(1)) {
+      if (b.index == 4) break;
+    }
+    CHECK(loader.position() == LoaderPosition{1, 5});
+    io::saveCheckpoint(path, {{"data", &loader}}, {.app = "tests_data"});
+  }
+  DataLoaderOptions fresh = opts;
+  fresh.seed = 0;
+  DataLoader resumed(ds, fresh);
+  io::loadCheckpoint(path, {{"data", &resumed}});
+  CHECK(resumed.position() == LoaderPosition{1, 5});
+  std::vector<Batch> tail = collect(resumed.epoch(1, resumed.position().batch));
+  REQUIRE(tail.size() == expected.size() - 5);
+  for (size_t j = 0; j < tail.size(); ++j) CHECK(bitwiseEqual(tail[j], expected[5 + j]));
 }
