@@ -9,8 +9,8 @@
 // (bilinear 227x227, normalise, grey to RGB) on a few batches.
 
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <string>
 
 #include <cxxopts.hpp>
@@ -100,15 +100,20 @@ int main(int argc, char** argv) {
       {"crop+flip+normalise (no prefetch thread)", augment, 0, epochs, 0},
       {"resize227+normalise+grey->rgb", alexnet, 2, 1, args["alexnet-batches"].as<int64_t>()},
   };
-  std::printf("config,batch_size,prefetch,images,seconds,images_per_s,cpu_seconds,images_per_cpu_s\n");
+  std::printf(
+      "config,batch_size,prefetch,images,seconds,images_per_s,cpu_seconds,images_per_cpu_s\n");
   for (const Config& c : configs) {
-    data::DataLoader loader(train, {.batchSize = batchSize, .shuffle = true, .seed = 7,
-                                    .prefetch = c.prefetch, .transform = c.transform});
+    data::DataLoader loader(train, {.batchSize = batchSize,
+                                    .shuffle = true,
+                                    .seed = 7,
+                                    .prefetch = c.prefetch,
+                                    .transform = c.transform});
     Result r = run(loader, c.epochs, c.maxBatches);
     std::printf("\"%s\",%lld,%lld,%lld,%.3f,%.0f,%.3f,%.0f\n", c.name,
                 static_cast<long long>(batchSize), static_cast<long long>(c.prefetch),
-                static_cast<long long>(r.images), r.seconds, static_cast<double>(r.images) / r.seconds,
-                r.cpuSeconds, static_cast<double>(r.images) / r.cpuSeconds);
+                static_cast<long long>(r.images), r.seconds,
+                static_cast<double>(r.images) / r.seconds, r.cpuSeconds,
+                static_cast<double>(r.images) / r.cpuSeconds);
     std::fflush(stdout);
   }
   return 0;

@@ -26,9 +26,8 @@ std::vector<std::string> inDir(const std::string& dir, const std::vector<std::st
 }
 }  // namespace
 
-CifarDataset::CifarDataset(const std::vector<std::string>& files,
-                           std::vector<int64_t> labelClasses, int labelIndex,
-                           const std::string& name)
+CifarDataset::CifarDataset(const std::vector<std::string>& files, std::vector<int64_t> labelClasses,
+                           int labelIndex, const std::string& name)
     : numClasses_(labelClasses.at(static_cast<size_t>(labelIndex))) {
   const detail::CifarLayout layout{std::move(labelClasses), labelIndex};
   for (const std::string& file : files) {
@@ -58,20 +57,18 @@ int64_t CifarDataset::label(int64_t index) const {
 }
 
 Cifar10::Cifar10(const std::string& dir, Split split)
-    : CifarDataset(
-          inDir(batchDir(dir, "cifar-10-batches-bin"),
-                split == Split::Train
-                    ? std::vector<std::string>{"data_batch_1.bin", "data_batch_2.bin",
-                                               "data_batch_3.bin", "data_batch_4.bin",
-                                               "data_batch_5.bin"}
-                    : std::vector<std::string>{"test_batch.bin"},
-                "Cifar10"),
-          {10}, 0, std::string("Cifar10(") + splitName(split)) {}
+    : CifarDataset(inDir(batchDir(dir, "cifar-10-batches-bin"),
+                         split == Split::Train
+                             ? std::vector<std::string>{"data_batch_1.bin", "data_batch_2.bin",
+                                                        "data_batch_3.bin", "data_batch_4.bin",
+                                                        "data_batch_5.bin"}
+                             : std::vector<std::string>{"test_batch.bin"},
+                         "Cifar10"),
+                   {10}, 0, std::string("Cifar10(") + splitName(split)) {}
 
 const std::vector<std::string>& Cifar10::classNames() {
-  static const std::vector<std::string> names = {"airplane", "automobile", "bird",  "cat",
-                                                 "deer",     "dog",        "frog",  "horse",
-                                                 "ship",     "truck"};
+  static const std::vector<std::string> names = {
+      "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
   return names;
 }
 

@@ -23,8 +23,7 @@ std::string key(const std::string& prefix, const char* name) {
 int64_t scalarI64(const io::StateDict& in, const std::string& k) {
   const Tensor& t = in.tensor(k);
   MANTISSA_CHECK(t.numel() == 1 && t.dtype() == DType::I64, "DataLoader state '", k,
-                 "': expected one i64 value, got ", dtypeName(t.dtype()), " ",
-                 toString(t.shape()));
+                 "': expected one i64 value, got ", dtypeName(t.dtype()), " ", toString(t.shape()));
   return t.contiguous().data<int64_t>()[0];
 }
 }  // namespace
@@ -71,8 +70,8 @@ void DataLoader::checkEpoch(int64_t epoch, int64_t startBatch) const {
 }
 
 Batch DataLoader::batch(int64_t epoch, int64_t index) const {
-  MANTISSA_CHECK(index >= 0 && index < numBatches(), "DataLoader: batch ", index,
-                 " outside [0, ", numBatches(), ")");
+  MANTISSA_CHECK(index >= 0 && index < numBatches(), "DataLoader: batch ", index, " outside [0, ",
+                 numBatches(), ")");
   checkEpoch(epoch, index);
   return *makeBatch(epoch, index, order(epoch), epochRng(epoch, kAugmentStream), nullptr);
 }
@@ -302,8 +301,8 @@ void EpochRange::advance() {
     s.cv.notify_all();
   }
   ++s.next;
-  s.loader->position_ = s.next == s.end ? LoaderPosition{s.epoch + 1, 0}
-                                        : LoaderPosition{s.epoch, s.next};
+  s.loader->position_ =
+      s.next == s.end ? LoaderPosition{s.epoch + 1, 0} : LoaderPosition{s.epoch, s.next};
 }
 
 const Batch& EpochRange::Iterator::operator*() const {

@@ -34,8 +34,8 @@ struct DataLoaderOptions {
 
 /// One batch: images stacked along a new leading axis and their labels.
 struct Batch {
-  Tensor data;                   // F32 [B, C, H, W] (B = batch size, smaller for a last partial batch)
-  Tensor target;                 // I64 [B] class labels
+  Tensor data;    // F32 [B, C, H, W] (B = batch size, smaller for a last partial batch)
+  Tensor target;  // I64 [B] class labels
   std::vector<int64_t> indices;  // dataset index of each row
   int64_t epoch = 0;
   int64_t index = 0;  // position of the batch within its epoch

@@ -21,8 +21,8 @@ Subset::Subset(const Dataset& base, std::vector<int64_t> indices)
 }
 
 Subset Subset::range(const Dataset& base, int64_t begin, int64_t end) {
-  MANTISSA_CHECK(0 <= begin && begin <= end && end <= base.size(), "Subset::range of ",
-                 base.name(), ": [", begin, ", ", end, ") is not within [0, ", base.size(), "]");
+  MANTISSA_CHECK(0 <= begin && begin <= end && end <= base.size(), "Subset::range of ", base.name(),
+                 ": [", begin, ", ", end, ") is not within [0, ", base.size(), "]");
   std::vector<int64_t> indices;
   indices.reserve(static_cast<size_t>(end - begin));
   for (int64_t i = begin; i < end; ++i) indices.push_back(i);

@@ -19,8 +19,7 @@ inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mni
 /// outside [0, numClasses).
 class IdxDataset : public Dataset {
  public:
-  IdxDataset(const std::string& imagesPath, const std::string& labelsPath,
-             int64_t numClasses = 10);
+  IdxDataset(const std::string& imagesPath, const std::string& labelsPath, int64_t numClasses = 10);
 
   int64_t size() const override { return count_; }
   Example get(int64_t index) const override;

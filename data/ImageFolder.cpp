@@ -47,8 +47,8 @@ ImageFolder::ImageFolder(const std::string& root, ImageFolderOptions options)
     listFiles(exts);
   } catch (const fs::filesystem_error& e) {
     // Unreadable directories surface as mantissa::Error like every other bad input.
-    MANTISSA_CHECK(false, "ImageFolder: cannot list '", e.path1().string(), "': ",
-                   e.code().message());
+    MANTISSA_CHECK(false, "ImageFolder: cannot list '", e.path1().string(),
+                   "': ", e.code().message());
   }
   std::string extList;
   for (const std::string& e : options_.extensions) extList += (extList.empty() ? "" : " ") + e;
@@ -78,8 +78,7 @@ void ImageFolder::listFiles(const std::vector<std::string>& exts) {
                  "' has no sub-directories (one per class expected)");
   for (size_t c = 0; c < classes_.size(); ++c) {
     std::vector<std::string> inClass;
-    for (const fs::directory_entry& entry :
-         fs::directory_iterator(fs::path(root_) / classes_[c])) {
+    for (const fs::directory_entry& entry : fs::directory_iterator(fs::path(root_) / classes_[c])) {
       if (!entry.is_regular_file()) continue;
       std::string ext = lower(entry.path().extension().string());
       if (std::find(exts.begin(), exts.end(), ext) != exts.end()) {
@@ -103,8 +102,8 @@ Example ImageFolder::get(int64_t index) const {
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(bytes.data(), stbLength(bytes, file), &w, &h, &comp, channels),
       &stbi_image_free);
-  MANTISSA_CHECK(pixels != nullptr, "ImageFolder: cannot decode '", file, "': ",
-                 stbi_failure_reason());
+  MANTISSA_CHECK(pixels != nullptr, "ImageFolder: cannot decode '", file,
+                 "': ", stbi_failure_reason());
   Tensor image = Tensor::empty({options_.channels, height_, width_});
   if (h == height_ && w == width_) {
     detail::interleavedToPlanar(pixels.get(), channels, h, w, image.data<float>());

@@ -81,11 +81,13 @@ Tensor RandomCrop::operator()(const Tensor& image, Rng& rng) const {
   Tensor x = checkedImage(image, "RandomCrop");
   const int64_t channels = x.size(0), h = x.size(1), w = x.size(2);
   const int64_t paddedH = h + 2 * padding_, paddedW = w + 2 * padding_;
-  MANTISSA_CHECK(height_ <= paddedH && width_ <= paddedW, "RandomCrop: crop ", height_, "x",
-                 width_, " is larger than the padded image ", paddedH, "x", paddedW);
+  MANTISSA_CHECK(height_ <= paddedH && width_ <= paddedW, "RandomCrop: crop ", height_, "x", width_,
+                 " is larger than the padded image ", paddedH, "x", paddedW);
   // Offsets of the window inside the padded image, then in source coordinates.
-  const int64_t top = static_cast<int64_t>(rng.uniformInt(static_cast<uint64_t>(paddedH - height_ + 1)));
-  const int64_t left = static_cast<int64_t>(rng.uniformInt(static_cast<uint64_t>(paddedW - width_ + 1)));
+  const int64_t top =
+      static_cast<int64_t>(rng.uniformInt(static_cast<uint64_t>(paddedH - height_ + 1)));
+  const int64_t left =
+      static_cast<int64_t>(rng.uniformInt(static_cast<uint64_t>(paddedW - width_ + 1)));
   const int64_t y0 = top - padding_, x0 = left - padding_;
   // Columns of the window that fall inside the source: [xb, xe) in window coordinates.
   const int64_t xb = std::clamp<int64_t>(-x0, 0, width_);
@@ -111,8 +113,7 @@ Tensor RandomCrop::operator()(const Tensor& image, Rng& rng) const {
 }
 
 RandomHorizontalFlip::RandomHorizontalFlip(float p) : p_(p) {
-  MANTISSA_CHECK(p >= 0.f && p <= 1.f, "RandomHorizontalFlip: probability ", p,
-                 " outside [0, 1]");
+  MANTISSA_CHECK(p >= 0.f && p <= 1.f, "RandomHorizontalFlip: probability ", p, " outside [0, 1]");
 }
 
 Tensor RandomHorizontalFlip::operator()(const Tensor& image, Rng& rng) const {
@@ -148,7 +149,8 @@ Tensor GreyToRgb::operator()(const Tensor& image, Rng&) const {
                  toString(x.shape()));
   const int64_t plane = x.size(1) * x.size(2);
   Tensor out = Tensor::empty({3, x.size(1), x.size(2)});
-  for (int64_t c = 0; c < 3; ++c) std::copy_n(x.data<float>(), plane, out.data<float>() + c * plane);
+  for (int64_t c = 0; c < 3; ++c)
+    std::copy_n(x.data<float>(), plane, out.data<float>() + c * plane);
   return out;
 }
 

@@ -21,9 +21,9 @@ void parseCifar(const uint8_t* data, size_t size, const std::string& name,
   for (size_t r = 0; r < count; ++r) {
     const uint8_t* rec = data + r * record;
     for (size_t k = 0; k < numLabels; ++k) {
-      MANTISSA_CHECK(rec[k] < layout.labelClasses[k], "'", name, "': record ", r,
-                     " (byte offset ", r * record + k, "): label ", int{rec[k]},
-                     " is out of range for ", layout.labelClasses[k], " classes");
+      MANTISSA_CHECK(rec[k] < layout.labelClasses[k], "'", name, "': record ", r, " (byte offset ",
+                     r * record + k, "): label ", int{rec[k]}, " is out of range for ",
+                     layout.labelClasses[k], " classes");
     }
   }
   images.reserve(images.size() + count * kCifarImageBytes);

@@ -60,8 +60,8 @@ std::vector<uint8_t> gunzip(const uint8_t* data, size_t size, const std::string&
   constexpr size_t kMaxChunk = size_t{1} << 30;  // avail_in/avail_out are 32-bit
   while (true) {
     if (outPos == out.size()) {
-      MANTISSA_CHECK(out.size() < maxBytes, "'", name, "': decompressed data exceeds ",
-                     maxBytes, " bytes");
+      MANTISSA_CHECK(out.size() < maxBytes, "'", name, "': decompressed data exceeds ", maxBytes,
+                     " bytes");
       out.resize(std::min(maxBytes, out.size() * 2));
     }
     size_t inChunk = std::min(size - inPos, kMaxChunk);
@@ -90,8 +90,8 @@ std::vector<uint8_t> gunzip(const uint8_t* data, size_t size, const std::string&
       }
       continue;
     }
-    MANTISSA_CHECK(false, "'", name, "': corrupt gzip data near compressed offset ", inPos, " (zlib: ",
-                   zs.msg ? zs.msg : "error " + std::to_string(rc), ")");
+    MANTISSA_CHECK(false, "'", name, "': corrupt gzip data near compressed offset ", inPos,
+                   " (zlib: ", zs.msg ? zs.msg : "error " + std::to_string(rc), ")");
   }
   out.resize(outPos);
   return out;

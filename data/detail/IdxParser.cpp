@@ -30,8 +30,9 @@ IdxArray parseIdx(std::vector<uint8_t> bytes, const std::string& name) {
   MANTISSA_CHECK(bytes[0] == 0 && bytes[1] == 0, "'", name, "': bad IDX magic number ",
                  hex32(magic), " at offset 0 (expected 0x000008NN)");
   MANTISSA_CHECK(bytes[2] == kUnsignedByte, "'", name, "': IDX element type 0x", std::hex,
-                 int{bytes[2]}, std::dec, " at offset 2 is not supported (only 0x08, unsigned byte;",
-                 " magic ", hex32(magic), ")");
+                 int{bytes[2]}, std::dec,
+                 " at offset 2 is not supported (only 0x08, unsigned byte;", " magic ",
+                 hex32(magic), ")");
   const int rank = bytes[3];
   MANTISSA_CHECK(rank >= 1 && rank <= kMaxRank, "'", name, "': IDX rank ", rank,
                  " at offset 3 is not supported (1 to ", kMaxRank, ")");
@@ -52,10 +53,11 @@ IdxArray parseIdx(std::vector<uint8_t> bytes, const std::string& name) {
     count = (n != 0 && count > kSaturated / n) ? kSaturated : count * n;
   }
   const size_t payload = size - header;
-  MANTISSA_CHECK(count <= payload, "'", name, "': truncated IDX data: the header declares ",
-                 shape.str(), (count >= kSaturated ? std::string(" (overflowing)") : " = " + std::to_string(count)),
-                 " bytes from offset ", header, ", but only ", payload, " are present (file ends at offset ",
-                 size, ")");
+  MANTISSA_CHECK(
+      count <= payload, "'", name, "': truncated IDX data: the header declares ", shape.str(),
+      (count >= kSaturated ? std::string(" (overflowing)") : " = " + std::to_string(count)),
+      " bytes from offset ", header, ", but only ", payload, " are present (file ends at offset ",
+      size, ")");
   MANTISSA_CHECK(count == payload, "'", name, "': ", payload - count,
                  " unexpected trailing bytes after the IDX data, starting at offset ",
                  header + count, " (header declares ", shape.str(), ")");
@@ -68,8 +70,8 @@ IdxArray parseIdx(std::vector<uint8_t> bytes, const std::string& name) {
 }
 
 void checkIdxLabels(const IdxArray& labels, int64_t numClasses, const std::string& name) {
-  MANTISSA_CHECK(labels.dims.size() == 1, "'", name, "': expected a rank-1 IDX label file, got rank ",
-                 labels.dims.size());
+  MANTISSA_CHECK(labels.dims.size() == 1, "'", name,
+                 "': expected a rank-1 IDX label file, got rank ", labels.dims.size());
   const uint8_t* p = labels.data();
   for (int64_t i = 0; i < labels.dims[0]; ++i) {
     MANTISSA_CHECK(p[i] < numClasses, "'", name, "': label ", int{p[i]}, " of entry ", i,

@@ -10,10 +10,10 @@ namespace mantissa::data::detail {
 /// An IDX array (LeCun's MNIST file format) of unsigned bytes: a 4-byte magic number
 /// 00 00 08 <rank>, `rank` big-endian uint32 sizes, then the elements in row-major order.
 struct IdxArray {
-  std::vector<uint8_t> bytes;   // the whole (decompressed) file
-  size_t dataOffset = 0;        // byte offset of the first element in `bytes`
-  std::vector<int64_t> dims;    // sizes, outermost first
-  int64_t count = 0;            // number of elements (validated against the file size)
+  std::vector<uint8_t> bytes;  // the whole (decompressed) file
+  size_t dataOffset = 0;       // byte offset of the first element in `bytes`
+  std::vector<int64_t> dims;   // sizes, outermost first
+  int64_t count = 0;           // number of elements (validated against the file size)
   const uint8_t* data() const { return bytes.data() + dataOffset; }
   int64_t numel() const { return count; }
 };

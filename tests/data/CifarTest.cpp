@@ -19,7 +19,8 @@ namespace {
 // Image of record `r` in file `f`: byte k is (f * 31 + r * 7 + k) mod 256, planes R, G, B.
 std::vector<uint8_t> image(int f, int r) {
   std::vector<uint8_t> v(3072);
-  for (int k = 0; k < 3072; ++k) v[static_cast<size_t>(k)] = static_cast<uint8_t>((f * 31 + r * 7 + k) % 256);
+  for (int k = 0; k < 3072; ++k)
+    v[static_cast<size_t>(k)] = static_cast<uint8_t>((f * 31 + r * 7 + k) % 256);
   return v;
 }
 
@@ -43,7 +44,9 @@ TEST_CASE("Cifar10: known pixels and labels, train and test files") {
   TempDir dir;
   std::string root = dir.str();
   SUBCASE("files directly in the directory") { writeCifar10(dir); }
-  SUBCASE("inside the archive's cifar-10-batches-bin") { writeCifar10(dir, "cifar-10-batches-bin/"); }
+  SUBCASE("inside the archive's cifar-10-batches-bin") {
+    writeCifar10(dir, "cifar-10-batches-bin/");
+  }
   Cifar10 train(root, Split::Train), test(root, Split::Test);
   CHECK(train.size() == 10);
   CHECK(test.size() == 2);
@@ -59,7 +62,8 @@ TEST_CASE("Cifar10: known pixels and labels, train and test files") {
       CHECK(ex.image.at({1, 2, 3}) == doctest::Approx(expected[1024 + 2 * 32 + 3] / 255.0));
       CHECK(ex.image.at({2, 31, 31}) == doctest::Approx(expected[3071] / 255.0));
       bool all = true;
-      for (size_t k = 0; k < 3072; ++k) all = all && px[k] == static_cast<float>(expected[k]) / 255.0f;
+      for (size_t k = 0; k < 3072; ++k)
+        all = all && px[k] == static_cast<float>(expected[k]) / 255.0f;
       CHECK(all);
     }
   }
@@ -71,8 +75,8 @@ TEST_CASE("Cifar100: fine or coarse target, both labels validated") {
   TempDir dir;
   std::vector<uint8_t> bytes;
   for (int r = 0; r < 3; ++r) {
-    std::vector<uint8_t> rec = cifarRecord({static_cast<uint8_t>(r + 17), static_cast<uint8_t>(90 + r)},
-                                           image(0, r));
+    std::vector<uint8_t> rec =
+        cifarRecord({static_cast<uint8_t>(r + 17), static_cast<uint8_t>(90 + r)}, image(0, r));
     bytes.insert(bytes.end(), rec.begin(), rec.end());
   }
   writeBytes(dir.file("train.bin"), gzipBytes(bytes));  // gzip is accepted too
@@ -87,9 +91,10 @@ TEST_CASE("Cifar100: fine or coarse target, both labels validated") {
 
   bytes[0] = 20;  // coarse label of record 0 out of range even when the fine label is used
   writeBytes(dir.file("train.bin"), bytes);
-  CHECK_THROWS_WITH_AS(Cifar100(dir.str(), Split::Train),
-                       doctest::Contains("record 0 (byte offset 0): label 20 is out of range for 20 classes"),
-                       Error);
+  CHECK_THROWS_WITH_AS(
+      Cifar100(dir.str(), Split::Train),
+      doctest::Contains("record 0 (byte offset 0): label 20 is out of range for 20 classes"),
+      Error);
 }
 
 TEST_CASE("Cifar10: every malformed input is an Error naming the file and offset") {
@@ -118,7 +123,8 @@ TEST_CASE("Cifar10: every malformed input is an Error naming the file and offset
     std::vector<uint8_t> b = good;
     b.insert(b.end(), good.begin(), good.begin() + 100);
     writeBytes(file, b);
-    fails("'" + file + "': truncated CIFAR batch: 3173 bytes is not a whole number of 3073-byte "
+    fails("'" + file +
+          "': truncated CIFAR batch: 3173 bytes is not a whole number of 3073-byte "
           "records; the record at offset 3073 has only 100 bytes");
   }
   SUBCASE("truncated gzip") {

@@ -14,7 +14,8 @@ using namespace mantissa;
 namespace {
 std::vector<std::string> corpusFiles(const char* sub) {
   std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(MANTISSA_DATA_CORPUS_DIR) + "/" + sub)) {
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(MANTISSA_DATA_CORPUS_DIR) + "/" + sub)) {
     if (e.is_regular_file()) files.push_back(e.path().string());
   }
   std::sort(files.begin(), files.end());

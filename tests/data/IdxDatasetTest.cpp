@@ -181,7 +181,8 @@ TEST_CASE("Mnist/FashionMnist: finds plain or .gz files by their standard names"
     FAIL("no error");
   } catch (const Error& e) {
     std::string msg = e.what();
-    CHECK_MESSAGE(msg.find("FashionMnist: missing file '" + dir.str() + "/t10k-") != std::string::npos, msg);
+    CHECK_MESSAGE(
+        msg.find("FashionMnist: missing file '" + dir.str() + "/t10k-") != std::string::npos, msg);
     CHECK_MESSAGE(msg.find("-ubyte.gz' exists)") != std::string::npos, msg);
   }
 }

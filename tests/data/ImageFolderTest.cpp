@@ -50,13 +50,14 @@ TEST_CASE("ImageFolder: classes from sub-directories, exact PNG pixels") {
   CHECK(ds.label(0) == 0);
   CHECK(ds.label(1) == 2);
   CHECK(ds.path(1).ends_with("zebra/a.PNG"));  // sorted within the class
-  Example ex = ds.get(2);  // zebra/b.png, seed 5
+  Example ex = ds.get(2);                      // zebra/b.png, seed 5
   CHECK(ex.label == 2);
   std::vector<uint8_t> px = rgb(4, 3, 5);
   for (int c = 0; c < 3; ++c) {
     for (int y = 0; y < 3; ++y) {
       for (int x = 0; x < 4; ++x) {
-        CHECK(ex.image.at({c, y, x}) == static_cast<float>(px[static_cast<size_t>((y * 4 + x) * 3 + c)]) / 255.0f);
+        CHECK(ex.image.at({c, y, x}) ==
+              static_cast<float>(px[static_cast<size_t>((y * 4 + x) * 3 + c)]) / 255.0f);
       }
     }
   }
@@ -75,8 +76,8 @@ TEST_CASE("ImageFolder: grey conversion, resizing and JPEG") {
   SUBCASE("grey PNG expanded to RGB") {
     writePng(dir.file("c/g.png"), 2, 1, 1, {10, 200});
     ImageFolder ds(dir.str());
-    CHECK(ds.get(0).image.toVector() ==
-          std::vector<float>{10 / 255.f, 200 / 255.f, 10 / 255.f, 200 / 255.f, 10 / 255.f, 200 / 255.f});
+    CHECK(ds.get(0).image.toVector() == std::vector<float>{10 / 255.f, 200 / 255.f, 10 / 255.f,
+                                                           200 / 255.f, 10 / 255.f, 200 / 255.f});
   }
   SUBCASE("images of any size resized to the requested size") {
     writePng(dir.file("c/big.png"), 8, 6, 3, std::vector<uint8_t>(8 * 6 * 3, 128));
@@ -94,17 +95,20 @@ TEST_CASE("ImageFolder: grey conversion, resizing and JPEG") {
     std::vector<uint8_t> flat(16 * 16 * 3, 100);
     REQUIRE(stbi_write_jpg(dir.file("c/x.jpg").c_str(), 16, 16, 3, flat.data(), 95) != 0);
     ImageFolder ds(dir.str());
-    for (float p : ds.get(0).image.toVector()) CHECK(p == doctest::Approx(100 / 255.0).epsilon(0.02));
+    for (float p : ds.get(0).image.toVector())
+      CHECK(p == doctest::Approx(100 / 255.0).epsilon(0.02));
   }
 }
 
 TEST_CASE("ImageFolder: bad input is an Error naming the file or directory") {
   TempDir dir;
   SUBCASE("missing directory") {
-    CHECK_THROWS_WITH_AS(ImageFolder(dir.str() + "/nope"), doctest::Contains("missing directory"), Error);
+    CHECK_THROWS_WITH_AS(ImageFolder(dir.str() + "/nope"), doctest::Contains("missing directory"),
+                         Error);
   }
   SUBCASE("no class directories") {
-    CHECK_THROWS_WITH_AS(ImageFolder(dir.str()), doctest::Contains("has no sub-directories"), Error);
+    CHECK_THROWS_WITH_AS(ImageFolder(dir.str()), doctest::Contains("has no sub-directories"),
+                         Error);
   }
   SUBCASE("no images") {
     writeBytes(dir.file("a/readme.txt"), {'x'});
@@ -137,11 +141,14 @@ TEST_CASE("ImageFolder: bad input is an Error naming the file or directory") {
     writePng(dir.file("a/1.png"), 2, 2, 3, rgb(2, 2, 0));
     writePng(dir.file("a/2.png"), 3, 2, 3, rgb(3, 2, 0));
     ImageFolder ds(dir.str());
-    CHECK_THROWS_WITH_AS(ds.get(1), doctest::Contains("2.png' is 3x2 but the first image is 2x2"), Error);
+    CHECK_THROWS_WITH_AS(ds.get(1), doctest::Contains("2.png' is 3x2 but the first image is 2x2"),
+                         Error);
   }
   SUBCASE("bad options") {
     writePng(dir.file("a/1.png"), 2, 2, 3, rgb(2, 2, 0));
-    CHECK_THROWS_WITH_AS(ImageFolder(dir.str(), {.channels = 2}), doctest::Contains("channels 2"), Error);
-    CHECK_THROWS_WITH_AS(ImageFolder(dir.str(), {.height = 4}), doctest::Contains("both be 0"), Error);
+    CHECK_THROWS_WITH_AS(ImageFolder(dir.str(), {.channels = 2}), doctest::Contains("channels 2"),
+                         Error);
+    CHECK_THROWS_WITH_AS(ImageFolder(dir.str(), {.height = 4}), doctest::Contains("both be 0"),
+                         Error);
   }
 }

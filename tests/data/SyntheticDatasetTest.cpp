@@ -55,7 +55,8 @@ TEST_CASE("SyntheticDataset: default classes are separable by the nearest patter
 }
 
 TEST_CASE("SyntheticDataset: bad options are errors") {
-  CHECK_THROWS_WITH_AS(SyntheticDataset({.numClasses = 0}), doctest::Contains("numClasses 0"), Error);
+  CHECK_THROWS_WITH_AS(SyntheticDataset({.numClasses = 0}), doctest::Contains("numClasses 0"),
+                       Error);
   CHECK_THROWS_WITH_AS(SyntheticDataset({.shape = {3, 0}}), doctest::Contains("empty axis"), Error);
   CHECK_THROWS_WITH_AS(SyntheticDataset({.noise = -1.f}), doctest::Contains("noise"), Error);
   CHECK_THROWS_AS(SyntheticDataset({.size = 3}).get(3), Error);

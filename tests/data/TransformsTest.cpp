@@ -55,7 +55,8 @@ TEST_CASE("RandomCrop: output is a window of the zero-padded image; all offsets 
           for (int64_t yy = 0; yy < size && same; ++yy)
             for (int64_t xx = 0; xx < size && same; ++xx) {
               int64_t sy = top + yy - pad, sx = left + xx - pad;
-              float ref = (sy < 0 || sy >= h || sx < 0 || sx >= w) ? -1.f : 100.f * ch + 10.f * sy + sx;
+              float ref =
+                  (sy < 0 || sy >= h || sx < 0 || sx >= w) ? -1.f : 100.f * ch + 10.f * sy + sx;
               same = y.at({ch, yy, xx}) == ref;
             }
         if (same) {
@@ -78,7 +79,8 @@ TEST_CASE("RandomCrop: output is a window of the zero-padded image; all offsets 
   }
   SUBCASE("crop larger than the padded image") {
     Rng r(1);
-    CHECK_THROWS_WITH_AS(RandomCrop(10, 0)(x, r), doctest::Contains("larger than the padded image 5x6"), Error);
+    CHECK_THROWS_WITH_AS(RandomCrop(10, 0)(x, r),
+                         doctest::Contains("larger than the padded image 5x6"), Error);
   }
 }
 
@@ -102,7 +104,8 @@ TEST_CASE("Resize: bilinear with half-pixel centres matches hand-derived values"
   Rng rng(0);
   SUBCASE("2x2 up to 4x4 (PyTorch interpolate, align_corners=False)") {
     Tensor x = Tensor::fromVector({0.f, 1.f, 2.f, 3.f}, {1, 2, 2});
-    // Source coordinate of output o is max(0, (o + 0.5) / 2 - 0.5) = 0, 0.25, 0.75, 1.25 -> clamp 1.
+    // Source coordinate of output o is max(0, (o + 0.5) / 2 - 0.5) = 0, 0.25, 0.75, 1.25 ->
+    // clamp 1.
     std::vector<float> expected = {0.f,  0.25f, 0.75f, 1.f,  0.5f, 0.75f, 1.25f, 1.5f,
                                    1.5f, 1.75f, 2.25f, 2.5f, 2.f,  2.25f, 2.75f, 3.f};
     std::vector<float> y = Resize(4)(x, rng).toVector();
@@ -147,6 +150,6 @@ TEST_CASE("GreyToRgb and Compose") {
   CHECK_THROWS_AS(Compose({GreyToRgb(), Transform{}}), Error);
   Transform asFunction = pipeline;  // every transform converts to the type-erased Transform
   CHECK(asFunction(g, rng).toVector() == y.toVector());
-  CHECK_THROWS_WITH_AS(Resize(2)(Tensor::zeros({4, 4}), rng), doctest::Contains("expected a CHW image"),
-                       Error);
+  CHECK_THROWS_WITH_AS(Resize(2)(Tensor::zeros({4, 4}), rng),
+                       doctest::Contains("expected a CHW image"), Error);
 }
