@@ -210,14 +210,20 @@ Ffp8 Ffp8Auto::resolve(const Tensor& x, const QuantizeArgs& args, FormatState* s
 }
 
 Tensor Ffp8Auto::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
+  // An empty tensor has nothing to calibrate on; it must not fix the configuration.
+  if (x.defined() && x.numel() == 0) return detail::checkedInput(x, spec(), args).clone();
   return resolve(x, args, state).quantize(x, args);
 }
 
 Encoded Ffp8Auto::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
+  if (x.defined() && x.numel() == 0) {
+    return detail::elementwiseEncoded(spec(), x.shape(), Tensor::empty(x.shape(), DType::U8));
+  }
   return resolve(x, args, state).encode(x, args);
 }
 
 Tensor Ffp8Auto::decode(const Encoded& e) const {
+  if (e.spec == spec() && numelOf(e.shape) == 0) return Tensor::empty(e.shape);
   FormatPtr f = parse(e.spec);
   auto* fixed = dynamic_cast<const Ffp8*>(f.get());
   MANTISSA_CHECK(fixed != nullptr, "ffp8:auto: cannot decode codes produced by '", e.spec,

@@ -100,27 +100,8 @@ Tensor Fp16::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* st
   if (rounding_ == Rounding::Stochastic) return GridFormat::quantize(x, args, state);
   Tensor in = detail::checkedInput(x, spec(), args);
   Tensor out = Tensor::empty(in.shape());
-  const float* src = in.data<float>();
-  float* dst = out.data<float>();
-  const bool avx512 = detail::cpuHasAvx512();
-  std::atomic<int64_t> sat{0}, flushed{0}, bad{0};
-  parallelFor(0, in.numel(), 1 << 14, [&](int64_t b, int64_t e) {
-    Counts c;
-    if (avx512) {
-      roundTripAvx512(src, dst, b, e, c);
-    } else {
-      roundTripAvx2(src, dst, b, e, c);
-    }
-    sat += c.saturated;
-    flushed += c.flushed;
-    bad += c.nonFinite;
-  });
-  if (args.stats) {
-    args.stats->count += in.numel();
-    args.stats->saturated += sat;
-    args.stats->flushed += flushed;
-    args.stats->nonFinite += bad;
-  }
+  detail::fp16RoundTrip(in.data<float>(), out.data<float>(), in.numel(), detail::cpuHasAvx512(),
+                        args.stats);
   return out;
 }
 
@@ -149,6 +130,27 @@ Tensor Fp16::decode(const Encoded& e) const {
 }
 
 namespace detail {
+void fp16RoundTrip(const float* in, float* out, int64_t n, bool avx512, QuantStats* stats) {
+  std::atomic<int64_t> sat{0}, flushed{0}, bad{0};
+  parallelFor(0, n, 1 << 14, [&](int64_t b, int64_t e) {
+    Counts c;
+    if (avx512) {
+      roundTripAvx512(in, out, b, e, c);
+    } else {
+      roundTripAvx2(in, out, b, e, c);
+    }
+    sat += c.saturated;
+    flushed += c.flushed;
+    bad += c.nonFinite;
+  });
+  if (stats) {
+    stats->count += n;
+    stats->saturated += sat;
+    stats->flushed += flushed;
+    stats->nonFinite += bad;
+  }
+}
+
 FormatPtr makeFp16(SpecKeys& keys) {
   Rounding r = takeRounding(keys);
   keys.finish({"round"});

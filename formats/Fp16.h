@@ -23,4 +23,11 @@ class Fp16 final : public detail::GridFormat {
   Tensor decode(const Encoded& e) const override;
 };
 
+namespace detail {
+/// The RNE path of Fp16::quantize: binary16 round trip through F16C, NaNs made canonical, run
+/// over the OpenMP team. `avx512` picks the 16-lane kernel, otherwise the 8-lane AVX2 one (the
+/// x86-64-v3 baseline); both give identical results (exposed so tests can check that).
+void fp16RoundTrip(const float* in, float* out, int64_t n, bool avx512, QuantStats* stats);
+}  // namespace detail
+
 }  // namespace mantissa::formats

@@ -238,4 +238,17 @@ TEST_CASE("Ffp8: ffp8:auto calibrates once, reuses the choice and checkpoints it
   s2->loadState(sd2, "p/");
   CHECK_FALSE(dynamic_cast<Ffp8AutoState*>(s2.get())->chosen.has_value());
   CHECK_THROWS_WITH_AS(f->quantize(relu, args, nullptr), doctest::Contains("makeState"), Error);
+  // An empty tensor neither fails nor fixes the configuration.
+  auto s3 = f->makeState();
+  CHECK(f->quantize(Tensor::empty({0, 4}), args, s3.get()).shape() == Shape{0, 4});
+  CHECK(f->decode(f->encode(Tensor::empty({0}), args, s3.get())).numel() == 0);
+  CHECK_FALSE(dynamic_cast<Ffp8AutoState*>(s3.get())->chosen.has_value());
+}
+
+TEST_CASE("Ffp8: empty and non-contiguous inputs") {
+  Ffp8 f({1, 4, 3, 7});
+  CHECK(f.quantize(Tensor::empty({0}), {}).numel() == 0);
+  Tensor m = Tensor::fromVector({1.f, 0.1f, 3.f, -0.3f}, {2, 2}).transpose(0, 1);
+  CHECK(f.quantize(m, {}).toVector<float>() ==
+        std::vector<float>{1.f, 3.f, 0.1015625f, -0.3125f});
 }

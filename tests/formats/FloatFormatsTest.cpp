@@ -203,6 +203,35 @@ TEST_CASE("bf16/fp16: NaN stays NaN, Inf stays Inf, decode(encode(x)) == quantiz
   }
 }
 
+TEST_CASE("fp16: the AVX2 (x86-64-v3) and AVX-512 F16C paths agree") {
+  std::vector<float> v = {std::numeric_limits<float>::quiet_NaN(), floatOf(0xFF800001u),
+                          std::numeric_limits<float>::infinity(), 65520.f, -1e-8f, -0.f};
+  Rng rng(9);
+  while (v.size() < 100003) v.push_back(floatOf(rng.nextU32()));
+  const auto n = static_cast<int64_t>(v.size());
+  std::vector<float> a(v.size()), b(v.size());
+  QuantStats sa, sb;
+  formats::detail::fp16RoundTrip(v.data(), a.data(), n, false, &sa);
+  if (formats::detail::cpuHasAvx512()) {
+    formats::detail::fp16RoundTrip(v.data(), b.data(), n, true, &sb);
+    bool same = true;
+    for (size_t i = 0; i < v.size(); ++i) same = same && bitsOf(a[i]) == bitsOf(b[i]);
+    CHECK(same);
+    CHECK(sa.saturated == sb.saturated);
+    CHECK(sa.flushed == sb.flushed);
+    CHECK(sa.nonFinite == sb.nonFinite);
+  }
+  // Either way, the AVX2 path against the F16C reference.
+  int64_t bad = 0;
+  for (size_t i = 0; i + 8 <= v.size(); i += 8) {
+    __m256i ref = refFp16x8(_mm256_loadu_ps(&v[i]));
+    bad += mismatches(ref, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&a[i])));
+  }
+  CHECK(bad == 0);
+  CHECK(bitsOf(a[0]) == kQuietNan);
+  CHECK(bitsOf(a[1]) == (0x80000000u | kQuietNan));
+}
+
 TEST_CASE("bf16/fp16: statistics") {
   QuantStats st;
   quantizeValues(Fp16(), {1e6f, -1e6f, 1e-9f, 0.f, 1.f, std::numeric_limits<float>::quiet_NaN()},
