@@ -53,7 +53,10 @@ std::string hdf5Cause();
 
 /// A complete HDF5 file held in memory.
 struct FileImage {
-  std::unique_ptr<char[]> bytes;
+  struct Free {
+    void operator()(char* p) const;
+  };
+  std::unique_ptr<char, Free> bytes;
   size_t size = 0;
 };
 
