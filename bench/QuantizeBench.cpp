@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -28,23 +30,6 @@ using namespace mantissa;
 
 namespace {
 
-
-template <class F>
-double timeIt(int reps, const F& fn) {
-  fn();  // warm-up: first-touch, calibration of adaptive formats
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    fn();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return *std::min_element(t.begin(), t.end());
-}
-
-struct Row {
-  std::string spec;
-  std::map<int, double> seconds;  // by thread count
-};
 
 }  // namespace
 
@@ -106,63 +91,68 @@ int main(int argc, char** argv) {
   std::cerr << "tensor " << toString(x.shape()) << " (" << x.nbytes() / (1 << 20)
             << " MiB), AVX-512 " << (formats::detail::cpuHasAvx512() ? "yes" : "no") << "\n";
 
-  std::map<int, double> copySeconds;
-  std::vector<Row> rows, baselines = {{"Tensor::empty", {}}, {"clone", {}}};
-  for (const auto& s : specs) rows.push_back({s, {}});
+  // Every measured operation, timed round-robin so that load from other processes on a shared
+  // machine spreads over all of them alike; the minimum over rounds is reported.
+  struct Entry {
+    std::string name;
+    bool isFormat;
+    std::function<void()> run;
+    std::map<int, double> seconds;  // by thread count
+  };
+  std::vector<Entry> entries;
+  const float* src = x.data<float>();
+  float* dst = copy.data<float>();
+  entries.push_back({"memcpy", false, [&] {
+                       parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
+                         std::memcpy(dst + b, src + b, static_cast<size_t>(e - b) * sizeof(float));
+                       });
+                     }, {}});
+  entries.push_back({"Tensor::empty", false, [&] { Tensor y = Tensor::empty(x.shape()); }, {}});
+  entries.push_back({"clone", false, [&] { Tensor y = x.clone(); }, {}});
+  std::vector<std::unique_ptr<formats::FormatState>> states;
+  uint64_t step = 0;
+  for (const auto& spec : specs) {
+    formats::FormatPtr f = formats::parse(spec);
+    states.push_back(f->makeState());
+    formats::FormatState* st = states.back().get();
+    entries.push_back({spec, true, [&, f, st] {
+                         formats::QuantizeArgs qa{.blockAxis = -1, .seed = 1, .stream = 2,
+                                                  .step = step++};
+                         Tensor q = f->quantize(x, qa, st);
+                       }, {}});
+  }
+
   std::cout << "format,threads,seconds,elements_per_s,ratio_to_copy\n";
   for (int t : threads) {
     setNumThreads(t);
-    const float* src = x.data<float>();
-    float* dst = copy.data<float>();
-    copySeconds[t] = timeIt(reps, [&] {
-      parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
-        std::memcpy(dst + b, src + b, static_cast<size_t>(e - b) * sizeof(float));
-      });
-    });
-    std::cout << "memcpy," << t << "," << copySeconds[t] << "," << n / copySeconds[t] << ",1\n";
-    for (Row& row : baselines) {
-      row.seconds[t] = timeIt(reps, [&] {
-        Tensor y = row.spec == "Tensor::empty" ? Tensor::empty(x.shape()) : x.clone();
-      });
-      std::cout << row.spec << "," << t << "," << row.seconds[t] << "," << n / row.seconds[t]
-                << "," << row.seconds[t] / copySeconds[t] << "\n";
+    for (Entry& e : entries) e.run();  // warm-up: first touch, calibration of adaptive formats
+    for (int r = 0; r < reps; ++r) {
+      for (Entry& e : entries) {
+        auto t0 = std::chrono::steady_clock::now();
+        e.run();
+        double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        auto it = e.seconds.find(t);
+        if (it == e.seconds.end() || sec < it->second) e.seconds[t] = sec;
+      }
     }
-    for (Row& row : rows) {
-      formats::FormatPtr f = formats::parse(row.spec);
-      auto state = f->makeState();
-      uint64_t step = 0;
-      double sec = timeIt(reps, [&] {
-        formats::QuantizeArgs qa{.blockAxis = -1, .seed = 1, .stream = 2, .step = step++};
-        Tensor q = f->quantize(x, qa, state.get());
-      });
-      row.seconds[t] = sec;
-      std::cout << row.spec << "," << t << "," << sec << "," << n / sec << ","
-                << sec / copySeconds[t] << "\n";
+    for (const Entry& e : entries) {
+      double sec = e.seconds.at(t);
+      std::cout << e.name << "," << t << "," << sec << "," << n / sec << ","
+                << sec / entries[0].seconds.at(t) << "\n";
     }
   }
 
-  std::cout << "\n| format |";
-  for (int t : threads) std::cout << " " << t << " thr: Gelem/s | time / copy |";
+  std::cout << "\n| operation |";
+  for (int t : threads) std::cout << " " << t << " thr: Gelem/s | time / memcpy |";
   std::cout << "\n|---|";
   for (size_t i = 0; i < threads.size(); ++i) std::cout << "---:|---:|";
-  std::cout << "\n| memcpy |";
-  for (int t : threads) {
-    std::cout << " " << std::fixed << std::setprecision(2) << n / copySeconds[t] / 1e9 << " | 1.00 |";
-  }
   std::cout << "\n";
-  for (const Row& row : baselines) {
-    std::cout << "| " << row.spec << " |";
+  for (const Entry& e : entries) {
+    std::cout << "| " << (e.isFormat ? "`" + e.name + "`" : e.name) << " |";
     for (int t : threads) {
-      std::cout << " " << std::fixed << std::setprecision(2) << n / row.seconds.at(t) / 1e9 << " | "
-                << row.seconds.at(t) / copySeconds[t] << " |";
-    }
-    std::cout << "\n";
-  }
-  for (const Row& row : rows) {
-    std::cout << "| `" << row.spec << "` |";
-    for (int t : threads) {
-      std::cout << " " << std::fixed << std::setprecision(2) << n / row.seconds.at(t) / 1e9 << " | "
-                << row.seconds.at(t) / copySeconds[t] << " |";
+      double sec = e.seconds.at(t);
+      std::cout << " " << std::fixed << std::setprecision(2) << n / sec / 1e9 << " | "
+                << sec / entries[0].seconds.at(t) << " |";
     }
     std::cout << "\n";
   }
