@@ -72,6 +72,18 @@ class TwoLayer : public nn::Module {
   std::shared_ptr<nn::Linear> fc1_, fc2_, fc3_;
 };
 
+/// TwoLayer without fc2: a checkpoint of TwoLayer has parameters this model lacks.
+class OneLayer : public nn::Module {
+ public:
+  explicit OneLayer(Rng& rng) : nn::Module("OneLayer") {
+    fc1_ = registerModule("fc1", std::make_shared<nn::Linear>(4, 8, rng));
+    registerBuffer("running_mean", Tensor::full({3}, 0.25));
+  }
+  Tensor forward(const Tensor& x) override { return fc1_->forward(x); }
+
+  std::shared_ptr<nn::Linear> fc1_;
+};
+
 Tensor bytesTensor(int64_t n, int salt) {
   Tensor t = Tensor::zeros({n}, DType::U8);
   for (int64_t i = 0; i < n; ++i) t.data<uint8_t>()[i] = static_cast<uint8_t>(i * 17 + salt);
@@ -246,6 +258,12 @@ TEST_CASE("Checkpoint: a Module and its optimizer resume bit for bit") {
     std::string msg = checkpointErrorOf([&] { loadCheckpoint(path, {{"", &wide}}); });
     CHECK(contains(msg,
                    "model.h5: 'model/fc1.bias': shape [8] in the file, the program expects [5]"));
+  }
+  SUBCASE("extra parameter: the Module's message, prefixed with the file") {
+    Rng r(3);
+    OneLayer smaller(r);
+    std::string msg = checkpointErrorOf([&] { loadCheckpoint(path, {{"", &smaller}}); });
+    CHECK(contains(msg, "model.h5: unexpected 'model/fc2.bias': the OneLayer model has no such"));
   }
   SUBCASE("missing parameter: the Module's message, prefixed with the file") {
     Rng r(3);
