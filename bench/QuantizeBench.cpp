@@ -1,9 +1,8 @@
 // mantissa-bench-quantize: quantize throughput of every format in the registry (elements/s,
 // 1 and 2 threads) on a 16M-element tensor, next to a plain parallel memcpy of the same tensor,
 // the physical limit of a read-once/write-once pass. Prints CSV, then a Markdown table
-// (docs/formats.md "Speed"). Timings are the minimum of --reps runs after one warm-up call (the
-// minimum is the least disturbed by other processes on a shared machine), so adaptive formats
-// (Autoflex, ffp8:auto) are timed in their steady state. quantize returns a new tensor, so its
+// (docs/formats.md "Speed"). Each timing follows one warm-up call, so adaptive formats (Autoflex,
+// ffp8:auto) are timed in their steady state. quantize returns a new tensor, so its
 // time includes allocating (and zeroing) the output; the `Tensor::empty` and `clone` rows show
 // what that costs on its own.
 #include <cxxopts.hpp>
@@ -30,6 +29,11 @@ using namespace mantissa;
 
 namespace {
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
 
 }  // namespace
 
@@ -38,8 +42,8 @@ int main(int argc, char** argv) {
                            "Quantize throughput of every format against a memcpy");
   options.add_options()
       ("elements", "tensor size", cxxopts::value<int64_t>()->default_value("16777216"))
-      ("reps", "timed repetitions per measurement (minimum reported)",
-       cxxopts::value<int>()->default_value("9"))
+      ("reps", "timed rounds per measurement (medians reported)",
+       cxxopts::value<int>()->default_value("11"))
       ("threads", "thread counts to measure", cxxopts::value<std::string>()->default_value("1,2"))
       ("formats", "comma-separated specs (default: every knownFormats() spelling plus the "
                   "stochastic-rounding variants)", cxxopts::value<std::string>())
@@ -91,24 +95,26 @@ int main(int argc, char** argv) {
   std::cerr << "tensor " << toString(x.shape()) << " (" << x.nbytes() / (1 << 20)
             << " MiB), AVX-512 " << (formats::detail::cpuHasAvx512() ? "yes" : "no") << "\n";
 
-  // Every measured operation, timed round-robin so that load from other processes on a shared
-  // machine spreads over all of them alike; the minimum over rounds is reported.
+  // Every measured operation, each timing paired with a memcpy timed just before it: on a
+  // shared machine the load changes from second to second, and the ratio of two adjacent
+  // timings is far steadier than either. Reported: median time and median ratio over rounds.
   struct Entry {
     std::string name;
     bool isFormat;
     std::function<void()> run;
-    std::map<int, double> seconds;  // by thread count
+    std::map<int, std::vector<double>> seconds, ratios;  // by thread count
   };
   std::vector<Entry> entries;
   const float* src = x.data<float>();
   float* dst = copy.data<float>();
-  entries.push_back({"memcpy", false, [&] {
-                       parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
-                         std::memcpy(dst + b, src + b, static_cast<size_t>(e - b) * sizeof(float));
-                       });
-                     }, {}});
-  entries.push_back({"Tensor::empty", false, [&] { Tensor y = Tensor::empty(x.shape()); }, {}});
-  entries.push_back({"clone", false, [&] { Tensor y = x.clone(); }, {}});
+  auto memcpyRun = [&] {
+    parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
+      std::memcpy(dst + b, src + b, static_cast<size_t>(e - b) * sizeof(float));
+    });
+  };
+  entries.push_back({"memcpy", false, memcpyRun, {}, {}});
+  entries.push_back({"Tensor::empty", false, [&] { Tensor y = Tensor::empty(x.shape()); }, {}, {}});
+  entries.push_back({"clone", false, [&] { Tensor y = x.clone(); }, {}, {}});
   std::vector<std::unique_ptr<formats::FormatState>> states;
   uint64_t step = 0;
   for (const auto& spec : specs) {
@@ -119,26 +125,32 @@ int main(int argc, char** argv) {
                          formats::QuantizeArgs qa{.blockAxis = -1, .seed = 1, .stream = 2,
                                                   .step = step++};
                          Tensor q = f->quantize(x, qa, st);
-                       }, {}});
+                       }, {}, {}});
   }
+  auto timed = [](const std::function<void()>& fn) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
 
-  std::cout << "format,threads,seconds,elements_per_s,ratio_to_copy\n";
+  std::cout << "format,threads,seconds,elements_per_s,ratio_to_memcpy\n";
   for (int t : threads) {
     setNumThreads(t);
     for (Entry& e : entries) e.run();  // warm-up: first touch, calibration of adaptive formats
     for (int r = 0; r < reps; ++r) {
-      for (Entry& e : entries) {
-        auto t0 = std::chrono::steady_clock::now();
-        e.run();
-        double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        auto it = e.seconds.find(t);
-        if (it == e.seconds.end() || sec < it->second) e.seconds[t] = sec;
+      for (size_t i = 1; i < entries.size(); ++i) {
+        double base = timed(memcpyRun);
+        double sec = timed(entries[i].run);
+        entries[0].seconds[t].push_back(base);
+        entries[i].seconds[t].push_back(sec);
+        entries[i].ratios[t].push_back(sec / base);
       }
     }
+    entries[0].ratios[t] = {1.0};
     for (const Entry& e : entries) {
-      double sec = e.seconds.at(t);
+      double sec = median(e.seconds.at(t));
       std::cout << e.name << "," << t << "," << sec << "," << n / sec << ","
-                << sec / entries[0].seconds.at(t) << "\n";
+                << median(e.ratios.at(t)) << "\n";
     }
   }
 
@@ -150,9 +162,8 @@ int main(int argc, char** argv) {
   for (const Entry& e : entries) {
     std::cout << "| " << (e.isFormat ? "`" + e.name + "`" : e.name) << " |";
     for (int t : threads) {
-      double sec = e.seconds.at(t);
-      std::cout << " " << std::fixed << std::setprecision(2) << n / sec / 1e9 << " | "
-                << sec / entries[0].seconds.at(t) << " |";
+      std::cout << " " << std::fixed << std::setprecision(2) << n / median(e.seconds.at(t)) / 1e9
+                << " | " << median(e.ratios.at(t)) << " |";
     }
     std::cout << "\n";
   }
