@@ -43,7 +43,8 @@ Taps convTaps(const Shape& x, const Shape& w, const Conv2dOptions& o) {
 }
 
 /// The conv2d that convTranspose2d is the adjoint of: its "in" side is the transposed conv's
-/// output [N, Cout, OH, OW], its "out" side the transposed conv's input.
+/// output [N, Cout, OH, OW], its "out" side the transposed conv's input. PyTorch's
+/// ConvTranspose2d weight [Cin, Cout/G, kH, kW] is already that conv's OIHW weight.
 Taps deconvTaps(const Shape& x, const Shape& w, const ConvTranspose2dOptions& o) {
   int64_t oh = (x[2] - 1) * o.stride.h - 2 * o.padding.h + o.dilation.h * (w[2] - 1) +
                o.outputPadding.h + 1;
@@ -52,9 +53,6 @@ Taps deconvTaps(const Shape& x, const Shape& w, const ConvTranspose2dOptions& o)
   return {x[0], w[1] * o.groups, oh, ow, x[1], x[2], x[3], w[2], w[3], o.groups, o.stride,
           o.padding, o.dilation};
 }
-
-/// PyTorch's ConvTranspose2d weight [Cin, Cout/G, kH, kW] read as the OIHW weight of the
-/// adjoint conv ([Cin, Cout/G] is already [O, I/G] of that conv): no permutation needed.
 
 Tensor finish(const std::vector<double>& acc, const Shape& shape) {
   std::vector<float> v(acc.begin(), acc.end());
