@@ -129,7 +129,8 @@ Tensor S2fp8::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* s
   S2fp8Params p = paramsFromScan(scan);
   detail::S2fp8Tables t = detail::s2fp8Tables(p.alpha, p.beta);
   Tensor out = Tensor::empty(x.shape());
-  int64_t flushed = detail::s2fp8Map(xc.data<float>(), out.data<float>(), nullptr, xc.numel(), t, isa);
+  int64_t flushed = detail::s2fp8Map(xc.data<float>(), out.data<float>(), nullptr, xc.numel(), t,
+                                     isa, scan.nonFinite > 0);
   if (st) st->record(p);
   if (args.stats) {
     args.stats->count += xc.numel();
@@ -151,7 +152,8 @@ Encoded S2fp8::encode(const Tensor& x, const QuantizeArgs& args, FormatState* st
   e.spec = spec();
   e.shape = x.shape();
   e.codes = Tensor::empty(x.shape(), DType::U8);
-  int64_t flushed = detail::s2fp8Map(xc.data<float>(), nullptr, e.codes.data<uint8_t>(), xc.numel(), t, isa);
+  int64_t flushed = detail::s2fp8Map(xc.data<float>(), nullptr, e.codes.data<uint8_t>(),
+                                     xc.numel(), t, isa, scan.nonFinite > 0);
   e.scalars = {p.alpha, p.beta};
   if (st) st->record(p);
   if (args.stats) {

@@ -75,24 +75,45 @@ FlexPass quantizeScalar(const float* x, Out* out, int64_t n, float up, float dow
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
 
+// The main loop runs on full vectors without masks; only the tail uses a mask. (Masks built in
+// general registers inside the loop cost several cycles per vector on some AVX-512 cores, and
+// counters are kept in vector lanes for the same reason.) Non-finite lanes may spoil min/max,
+// which is harmless: the caller fails when nonFinite > 0.
+template <class Body>
+inline void vectorLoop(int64_t n, const Body& body) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) body(i, std::true_type{}, __mmask16(0xffff));
+  if (i < n) body(i, std::false_type{}, static_cast<__mmask16>((1u << (n - i)) - 1u));
+}
+
+inline int64_t laneSum(__m512i v) { return _mm512_reduce_add_epi32(v); }
+
+/// Counts the lanes of `k` into the per-lane counters `c`.
+inline __m512i countLanes(__m512i c, __mmask16 k) {
+  return _mm512_mask_sub_epi32(c, k, c, _mm512_set1_epi32(-1));
+}
+
 FlexPass scanAvx512(const float* x, int64_t n) {
   const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   const __m512 fmax = _mm512_set1_ps(FLT_MAX);
-  __m512 vmin = _mm512_set1_ps(INFINITY), vmax = _mm512_set1_ps(-INFINITY);
-  int64_t bad = 0;
-  for (int64_t i = 0; i < n; i += 16) {
-    __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
-    __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-    __mmask16 nf = _mm512_mask_cmp_ps_mask(m, _mm512_and_ps(v, absMask), fmax, _CMP_NLE_UQ);
-    bad += __builtin_popcount(nf);
-    __mmask16 ok = m & ~nf;
-    vmin = _mm512_mask_min_ps(vmin, ok, vmin, v);
-    vmax = _mm512_mask_max_ps(vmax, ok, vmax, v);
-  }
+  const __m512 pinf = _mm512_set1_ps(INFINITY), ninf = _mm512_set1_ps(-INFINITY);
+  __m512 vmin = pinf, vmax = ninf;
+  __m512i bad = _mm512_setzero_si512();
+  vectorLoop(n, [&](int64_t i, auto full, __mmask16 m) {
+    __m512 v = full ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m, x + i);
+    bad = countLanes(bad, _mm512_cmp_ps_mask(_mm512_and_ps(v, absMask), fmax, _CMP_NLE_UQ));
+    if constexpr (decltype(full)::value) {
+      vmin = _mm512_min_ps(vmin, v);
+      vmax = _mm512_max_ps(vmax, v);
+    } else {
+      vmin = _mm512_min_ps(vmin, _mm512_mask_blend_ps(m, pinf, v));
+      vmax = _mm512_max_ps(vmax, _mm512_mask_blend_ps(m, ninf, v));
+    }
+  });
   FlexPass r;
   r.minValue = _mm512_reduce_min_ps(vmin);
   r.maxValue = _mm512_reduce_max_ps(vmax);
-  r.nonFinite = bad;
+  r.nonFinite = laneSum(bad);
   return r;
 }
 
@@ -101,44 +122,69 @@ FlexPass quantizeAvx512(const float* x, Out* out, int64_t n, float up, float dow
                         float hi) {
   const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+  const __m512 pinf = _mm512_set1_ps(INFINITY), ninf = _mm512_set1_ps(-INFINITY);
   const __m512 vup = _mm512_set1_ps(up), vdown = _mm512_set1_ps(down);
   const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
   const __m512 zero = _mm512_setzero_ps();
-  __m512 vmin = _mm512_set1_ps(INFINITY), vmax = _mm512_set1_ps(-INFINITY);
-  int64_t bad = 0, sat = 0, flushed = 0;
-  for (int64_t i = 0; i < n; i += 16) {
-    __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
-    __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-    __mmask16 nf = _mm512_mask_cmp_ps_mask(m, _mm512_and_ps(v, absMask), fmax, _CMP_NLE_UQ);
-    bad += __builtin_popcount(nf);
-    __mmask16 ok = m & ~nf;
-    vmin = _mm512_mask_min_ps(vmin, ok, vmin, v);
-    vmax = _mm512_mask_max_ps(vmax, ok, vmax, v);
+  __m512 vmin = pinf, vmax = ninf;
+  __m512i bad = _mm512_setzero_si512(), sat = bad, flushed = bad;
+  vectorLoop(n, [&](int64_t i, auto full, __mmask16 m) {
+    constexpr bool kFull = decltype(full)::value;
+    __m512 v = kFull ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m, x + i);
+    bad = countLanes(bad, _mm512_cmp_ps_mask(_mm512_and_ps(v, absMask), fmax, _CMP_NLE_UQ));
+    if constexpr (kFull) {
+      vmin = _mm512_min_ps(vmin, v);
+      vmax = _mm512_max_ps(vmax, v);
+    } else {
+      vmin = _mm512_min_ps(vmin, _mm512_mask_blend_ps(m, pinf, v));
+      vmax = _mm512_max_ps(vmax, _mm512_mask_blend_ps(m, ninf, v));
+    }
+    // Lanes past the tail hold 0: never saturated, never flushed.
     __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(v, vup), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __mmask16 s = _mm512_cmp_ps_mask(q, vhi, _CMP_GT_OQ) | _mm512_cmp_ps_mask(q, vlo, _CMP_LT_OQ);
-    sat += __builtin_popcount(s & m);
+    sat = countLanes(sat, _mm512_cmp_ps_mask(q, vhi, _CMP_GT_OQ));
+    sat = countLanes(sat, _mm512_cmp_ps_mask(q, vlo, _CMP_LT_OQ));
     q = _mm512_min_ps(_mm512_max_ps(q, vlo), vhi);
-    __mmask16 fl = _mm512_cmp_ps_mask(q, zero, _CMP_EQ_OQ) & _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
-    flushed += __builtin_popcount(fl & m);
+    __mmask16 qz = _mm512_cmp_ps_mask(q, zero, _CMP_EQ_OQ);
+    flushed = countLanes(flushed, _mm512_mask_cmp_ps_mask(qz, v, zero, _CMP_NEQ_UQ));
     if constexpr (std::is_same_v<Out, float>) {
-      _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_add_ps(q, zero), vdown));
+      __m512 o = _mm512_mul_ps(_mm512_add_ps(q, zero), vdown);
+      if constexpr (kFull) {
+        _mm512_storeu_ps(out + i, o);
+      } else {
+        _mm512_mask_storeu_ps(out + i, m, o);
+      }
     } else {
       __m512i qi = _mm512_cvtps_epi32(q);
+      // Narrow in registers and store whole vectors: memory-destination vpmov is slow.
       if constexpr (sizeof(Out) == 1) {
-        _mm512_mask_cvtepi32_storeu_epi8(out + i, m, qi);
+        __m128i c = _mm512_cvtepi32_epi8(qi);
+        if constexpr (kFull) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), c);
+        } else {
+          _mm_mask_storeu_epi8(out + i, m, c);
+        }
       } else if constexpr (sizeof(Out) == 2) {
-        _mm512_mask_cvtepi32_storeu_epi16(out + i, m, qi);
+        __m256i c = _mm512_cvtepi32_epi16(qi);
+        if constexpr (kFull) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), c);
+        } else {
+          _mm256_mask_storeu_epi16(out + i, m, c);
+        }
       } else {
-        _mm512_mask_storeu_epi32(out + i, m, qi);
+        if constexpr (kFull) {
+          _mm512_storeu_si512(out + i, qi);
+        } else {
+          _mm512_mask_storeu_epi32(out + i, m, qi);
+        }
       }
     }
-  }
+  });
   FlexPass r;
   r.minValue = _mm512_reduce_min_ps(vmin);
   r.maxValue = _mm512_reduce_max_ps(vmax);
-  r.nonFinite = bad;
-  r.saturated = sat;
-  r.flushed = flushed;
+  r.nonFinite = laneSum(bad);
+  r.saturated = laneSum(sat);
+  r.flushed = laneSum(flushed);
   return r;
 }
 

@@ -16,7 +16,8 @@ struct FlexPass {
   int64_t flushed = 0;    // non-zero inputs whose integer is 0
 };
 
-/// Min, max and non-finite count of x (one read pass).
+/// Min, max and non-finite count of x (one read pass). Min and max are meaningful only when
+/// nonFinite is 0 (callers fail otherwise).
 FlexPass flexScan(const float* x, int64_t n, KernelIsa isa);
 
 /// M = clamp(RNE(x * 2^dec), -2^(bits-1), 2^(bits-1) - 1). `Out` = float writes M * 2^-dec

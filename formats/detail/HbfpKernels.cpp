@@ -38,7 +38,7 @@ namespace mantissa::formats::detail {
 
 namespace {
 
-constexpr int64_t kTile = 256;  // inner elements per strided work item (x block rows)
+constexpr int64_t kTile = 128;  // inner elements per strided work item (x block rows)
 
 HbfpPass combine(const HbfpPass& a, const HbfpPass& b) {
   return {a.nonFinite + b.nonFinite, a.saturated + b.saturated, a.flushed + b.flushed};
@@ -182,10 +182,6 @@ HbfpPass stridedScalar(const float* x, Out* out, int16_t* exps, const HbfpLayout
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
 
-inline __mmask16 tailMask(int64_t left) {
-  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
-}
-
 inline void mulHiLo(__m512i a, __m512i b, __m512i& hi, __m512i& lo) {
   __m512i even = _mm512_mul_epu32(a, b);
   __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), b);
@@ -227,8 +223,12 @@ void fillBitsAvx512(const StochasticKey& key, uint64_t first, int64_t count, uin
   for (uint64_t g = first & ~uint64_t{63}; g < end; g += 64) {
     __m512i w[4];
     philox16((g >> 6) << 4, key, w);
-    for (int k = 0; k < 4; ++k) _mm512_store_si512(group + 16 * k, w[k]);
     uint64_t lo = std::max(g, first), hi = std::min(g + 64, end);
+    if (lo == g && hi == g + 64) {  // a whole group: store straight into the buffer
+      for (int k = 0; k < 4; ++k) _mm512_storeu_si512(buf + (g - first) + 16 * k, w[k]);
+      continue;
+    }
+    for (int k = 0; k < 4; ++k) _mm512_store_si512(group + 16 * k, w[k]);
     std::copy(group + (lo - g), group + (hi - g), buf + (lo - first));
   }
 }
@@ -259,11 +259,55 @@ inline VScale vscaleFor(__m512 amax, int bits) {
   return {p2(s1), p2(s2), p2(_mm512_sub_epi32(zeroI, s1)), p2(_mm512_sub_epi32(zeroI, s2)), e};
 }
 
+/// Per-lane counters (kept in vector lanes: moving masks to general registers every vector is
+/// slow on some AVX-512 cores).
+struct VCounters {
+  // An explicit constructor: an implicit one would not be compiled for AVX-512.
+  VCounters() : bad(_mm512_setzero_si512()), sat(bad), flushed(bad) {}
+  __m512i bad, sat, flushed;
+  void addTo(HbfpPass& p) const {
+    p.nonFinite += _mm512_reduce_add_epi32(bad);
+    p.saturated += _mm512_reduce_add_epi32(sat);
+    p.flushed += _mm512_reduce_add_epi32(flushed);
+  }
+};
+
+inline __m512i countLanes(__m512i c, __mmask16 k) {
+  return _mm512_mask_sub_epi32(c, k, c, _mm512_set1_epi32(-1));
+}
+
+/// Runs body(j, full, mask) over [0, n) in vectors of 16: unmasked full vectors, then a tail.
+template <class Body>
+inline void vectorLoop(int64_t n, const Body& body) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) body(j, std::true_type{}, __mmask16(0xffff));
+  if (j < n) body(j, std::false_type{}, static_cast<__mmask16>((1u << (n - j)) - 1u));
+}
+
+template <bool kFull>
+inline __m512 loadVec(const float* p, __mmask16 m) {
+  if constexpr (kFull) {
+    return _mm512_loadu_ps(p);
+  } else {
+    return _mm512_maskz_loadu_ps(m, p);
+  }
+}
+
+/// Max |x| accumulation of one vector; non-finite lanes are counted (they may spoil the max,
+/// harmlessly: the call then fails). Lanes past the tail load as 0.
+template <bool kFull>
+inline __m512 absMaxVec(__m512 acc, const float* xp, __mmask16 m, VCounters& cnt) {
+  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 a = _mm512_and_ps(loadVec<kFull>(xp, m), absMask);
+  cnt.bad = countLanes(cnt.bad, _mm512_cmp_ps_mask(a, _mm512_set1_ps(FLT_MAX), _CMP_NLE_UQ));
+  return _mm512_max_ps(acc, a);
+}
+
 /// One vector of elements: quantize with per-lane scales, store values or mantissas.
-template <class Out>
+template <bool kFull, class Out>
 inline void quantVec(const float* xp, Out* op, __mmask16 m, const VScale& sc, __m512 qmax,
-                     bool sr, const uint32_t* rbits, int64_t& sat, int64_t& flushed) {
-  __m512 v = _mm512_maskz_loadu_ps(m, xp);
+                     bool sr, const uint32_t* rbits, VCounters& cnt) {
+  __m512 v = loadVec<kFull>(xp, m);
   __m512 y = _mm512_mul_ps(_mm512_mul_ps(v, sc.f1), sc.f2);
   __m512 r;
   if (sr) {
@@ -277,47 +321,58 @@ inline void quantVec(const float* xp, Out* op, __mmask16 m, const VScale& sc, __
                                _mm512_set1_epi32(1 << 24));
     __mmask16 small = _mm512_cmp_ps_mask(_mm512_abs_ps(y), _mm512_set1_ps(1.0f), _CMP_LT_OQ);
     __m512i f24 = _mm512_mask_mov_epi32(fA, small, fB);
-    __m512i k = _mm512_srli_epi32(_mm512_maskz_loadu_epi32(m, rbits), 8);
+    __m512i rb = kFull ? _mm512_loadu_si512(rbits) : _mm512_maskz_loadu_epi32(m, rbits);
+    __m512i k = _mm512_srli_epi32(rb, 8);
     __mmask16 up = _mm512_cmpge_epi32_mask(_mm512_add_epi32(k, f24), _mm512_set1_epi32(1 << 24));
     r = _mm512_mask_add_ps(fl, up, fl, _mm512_set1_ps(1.0f));
   } else {
     r = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   }
   __m512 nqmax = _mm512_sub_ps(_mm512_setzero_ps(), qmax);
-  __mmask16 s = _mm512_cmp_ps_mask(r, qmax, _CMP_GT_OQ) | _mm512_cmp_ps_mask(r, nqmax, _CMP_LT_OQ);
-  sat += __builtin_popcount(s & m);
+  cnt.sat = countLanes(cnt.sat, _mm512_cmp_ps_mask(r, qmax, _CMP_GT_OQ));
+  cnt.sat = countLanes(cnt.sat, _mm512_cmp_ps_mask(r, nqmax, _CMP_LT_OQ));
   r = _mm512_min_ps(_mm512_max_ps(r, nqmax), qmax);
   __m512 zero = _mm512_setzero_ps();
-  __mmask16 fl = _mm512_cmp_ps_mask(r, zero, _CMP_EQ_OQ) & _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
-  flushed += __builtin_popcount(fl & m);
+  __mmask16 rz = _mm512_cmp_ps_mask(r, zero, _CMP_EQ_OQ);
+  cnt.flushed = countLanes(cnt.flushed, _mm512_mask_cmp_ps_mask(rz, v, zero, _CMP_NEQ_UQ));
   if constexpr (std::is_same_v<Out, float>) {
     __m512 o = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(r, zero), sc.g1), sc.g2);
-    _mm512_mask_storeu_ps(op, m, o);
+    if constexpr (kFull) {
+      _mm512_storeu_ps(op, o);
+    } else {
+      _mm512_mask_storeu_ps(op, m, o);
+    }
   } else {
     __m512i qi = _mm512_cvtps_epi32(r);
+    // Narrow in registers and store whole vectors: memory-destination vpmov is slow.
     if constexpr (sizeof(Out) == 1) {
-      _mm512_mask_cvtepi32_storeu_epi8(op, m, qi);
+      __m128i c = _mm512_cvtepi32_epi8(qi);
+      if constexpr (kFull) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(op), c);
+      } else {
+        _mm_mask_storeu_epi8(op, m, c);
+      }
     } else if constexpr (sizeof(Out) == 2) {
-      _mm512_mask_cvtepi32_storeu_epi16(op, m, qi);
+      __m256i c = _mm512_cvtepi32_epi16(qi);
+      if constexpr (kFull) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(op), c);
+      } else {
+        _mm256_mask_storeu_epi16(op, m, c);
+      }
     } else {
-      _mm512_mask_storeu_epi32(op, m, qi);
+      if constexpr (kFull) {
+        _mm512_storeu_si512(op, qi);
+      } else {
+        _mm512_mask_storeu_epi32(op, m, qi);
+      }
     }
   }
-}
-
-/// Max |x| accumulation of one vector, counting non-finite lanes (left out of the max).
-inline __m512 absMaxVec(__m512 acc, const float* xp, __mmask16 m, int64_t& bad) {
-  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-  __m512 a = _mm512_and_ps(_mm512_maskz_loadu_ps(m, xp), absMask);
-  __mmask16 nf = _mm512_mask_cmp_ps_mask(m, a, _mm512_set1_ps(FLT_MAX), _CMP_NLE_UQ);
-  bad += __builtin_popcount(nf);
-  return _mm512_mask_max_ps(acc, m & ~nf, acc, a);
 }
 
 template <class Out>
 HbfpPass rowsAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout& L,
                     const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
-  HbfpPass cnt;
+  VCounters cnt;
   const bool sr = p.rounding == Rounding::Stochastic;
   const __m512 qmax = _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f);
   const int64_t nb = L.numBlocks();
@@ -328,25 +383,29 @@ HbfpPass rowsAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout& L
     int64_t len = std::min(L.block, L.axis - b * L.block);
     const float* xp = x + start;
     __m512 acc = _mm512_setzero_ps();
-    for (int64_t j = 0; j < len; j += 16) acc = absMaxVec(acc, xp + j, tailMask(len - j), cnt.nonFinite);
+    vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
+      acc = absMaxVec<decltype(full)::value>(acc, xp + j, m, cnt);
+    });
     int e = blockExponent(_mm512_reduce_max_ps(acc));
     if (exps) exps[item] = static_cast<int16_t>(e);
     Scale s = scaleFor(e, p.bits);
     VScale vs{_mm512_set1_ps(s.f1), _mm512_set1_ps(s.f2), _mm512_set1_ps(s.g1),
               _mm512_set1_ps(s.g2), _mm512_set1_epi32(e)};
     if (sr) fillBitsAvx512(key, static_cast<uint64_t>(start), len, bits.data());
-    for (int64_t j = 0; j < len; j += 16) {
-      quantVec(xp + j, out + start + j, tailMask(len - j), vs, qmax, sr, sr ? bits.data() + j : nullptr,
-               cnt.saturated, cnt.flushed);
-    }
+    vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
+      quantVec<decltype(full)::value>(xp + j, out + start + j, m, vs, qmax, sr,
+                                      sr ? bits.data() + j : nullptr, cnt);
+    });
   }
-  return cnt;
+  HbfpPass r;
+  cnt.addTo(r);
+  return r;
 }
 
 template <class Out>
 HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout& L,
                        const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
-  HbfpPass cnt;
+  VCounters cnt;
   const bool sr = p.rounding == Rounding::Stochastic;
   const __m512 qmax = _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f);
   const int64_t nb = L.numBlocks(), nt = (L.inner + kTile - 1) / kTile;
@@ -357,30 +416,48 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
     int64_t o = item / (nb * nt), b = (item / nt) % nb, t = item % nt;
     int64_t a0 = b * L.block, a1 = std::min(L.axis, a0 + L.block);
     int64_t i0 = t * kTile, w = std::min(kTile, L.inner - i0);
-    for (int64_t j = 0; j < w; j += 16) _mm512_store_ps(amax + j, _mm512_setzero_ps());
-    for (int64_t a = a0; a < a1; ++a) {
-      const float* row = x + (o * L.axis + a) * L.inner + i0;
-      for (int64_t j = 0; j < w; j += 16) {
-        _mm512_store_ps(amax + j, absMaxVec(_mm512_load_ps(amax + j), row + j, tailMask(w - j), cnt.nonFinite));
+    if (w == kTile) {
+      // Full tile: the 16 running maxima stay in registers across the block's rows.
+      __m512 acc[kTile / 16];
+      for (auto& v : acc) v = _mm512_setzero_ps();
+      for (int64_t a = a0; a < a1; ++a) {
+        const float* row = x + (o * L.axis + a) * L.inner + i0;
+#pragma GCC unroll 16
+        for (int k = 0; k < kTile / 16; ++k) acc[k] = absMaxVec<true>(acc[k], row + 16 * k, 0xffff, cnt);
+      }
+      for (int k = 0; k < kTile / 16; ++k) _mm512_store_ps(amax + 16 * k, acc[k]);
+    } else {
+      for (int64_t j = 0; j < w; j += 16) _mm512_store_ps(amax + j, _mm512_setzero_ps());
+      for (int64_t a = a0; a < a1; ++a) {
+        const float* row = x + (o * L.axis + a) * L.inner + i0;
+        vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
+          _mm512_store_ps(amax + j, absMaxVec<decltype(full)::value>(_mm512_load_ps(amax + j), row + j, m, cnt));
+        });
       }
     }
-    for (int64_t j = 0; j < w; j += 16) {
+    int16_t* ex = exps ? exps + (o * nb + b) * L.inner + i0 : nullptr;
+    vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
       sc[j / 16] = vscaleFor(_mm512_load_ps(amax + j), p.bits);
-      if (exps) {
-        _mm512_mask_cvtepi32_storeu_epi16(exps + (o * nb + b) * L.inner + i0 + j, tailMask(w - j),
-                                          sc[j / 16].e);
+      if (!ex) return;
+      __m256i e16 = _mm512_cvtepi32_epi16(sc[j / 16].e);
+      if constexpr (decltype(full)::value) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(ex + j), e16);
+      } else {
+        _mm256_mask_storeu_epi16(ex + j, m, e16);
       }
-    }
+    });
     for (int64_t a = a0; a < a1; ++a) {
       int64_t base = (o * L.axis + a) * L.inner + i0;
       if (sr) fillBitsAvx512(key, static_cast<uint64_t>(base), w, bits);
-      for (int64_t j = 0; j < w; j += 16) {
-        quantVec(x + base + j, out + base + j, tailMask(w - j), sc[j / 16], qmax, sr,
-                 sr ? bits + j : nullptr, cnt.saturated, cnt.flushed);
-      }
+      vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
+        quantVec<decltype(full)::value>(x + base + j, out + base + j, m, sc[j / 16], qmax, sr,
+                                        sr ? bits + j : nullptr, cnt);
+      });
     }
   }
-  return cnt;
+  HbfpPass r;
+  cnt.addTo(r);
+  return r;
 }
 
 #pragma GCC pop_options

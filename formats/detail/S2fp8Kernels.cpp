@@ -1,9 +1,9 @@
 // S2FP8 kernels (Cambier et al., ICLR 2020; FORMATS.md §4, §10.5; docs/formats.md "S2FP8").
 //
-// Statistics: log2|x| = e + f with the exponent e exact and f = log2 m, m in [sqrt(1/2),
-// sqrt(2)), from the atanh series ln m = 2 (s + s^3/3 + ... + s^11/11), s = (m-1)/(m+1),
-// |s| <= 0.1716 (truncation error < 1e-10; float rounding dominates). Sums are integers, so the
-// mean does not depend on thread count or ISA.
+// Statistics: log2|x| = e + f with the exponent e exact and f = log2 m, m in [0.75, 1.5) (the
+// vgetmantps interval), from the atanh series ln m = 2 (s + s^3/3 + ... + s^9/9),
+// s = (m-1)/(m+1) in [-1/7, 1/5] (truncation error < 6e-9; float rounding dominates, the tested
+// max error is ~7e-8). Sums are integers, so the mean does not depend on thread count or ISA.
 //
 // Payload: the E5M2 code of RNE(2^beta |x|^alpha) is found without evaluating the map per
 // element. The map is increasing in |x|, so "rounds to code >= k" is |x| >= T_k where T_k is the
@@ -32,9 +32,9 @@ namespace mantissa::formats::detail {
 
 namespace {
 
-constexpr uint32_t kSqrt2Bits = 0x3fb504f3u;  // float nearest sqrt(2)
+constexpr uint32_t kOneAndHalfBits = 0x3fc00000u;  // 1.5f
 constexpr float kTwoOverLn2 = 2.88539008177792681f;
-constexpr float kC3 = 1.0f / 3, kC5 = 1.0f / 5, kC7 = 1.0f / 7, kC9 = 1.0f / 9, kC11 = 1.0f / 11;
+constexpr float kC3 = 1.0f / 3, kC5 = 1.0f / 5, kC7 = 1.0f / 7, kC9 = 1.0f / 9;
 
 struct LogParts {
   int32_t e;
@@ -51,15 +51,14 @@ LogParts logParts(float a) {
   uint32_t b = std::bit_cast<uint32_t>(a);
   int32_t e = static_cast<int32_t>(b >> 23) - 127 + adj;
   uint32_t mb = (b & 0x7fffffu) | 0x3f800000u;
-  if (mb > kSqrt2Bits) {
-    mb -= 0x00800000u;  // m / 2
+  if (mb >= kOneAndHalfBits) {
+    mb -= 0x00800000u;  // m / 2, so m is in [0.75, 1.5) as vgetmantps gives it
     e += 1;
   }
   float m = std::bit_cast<float>(mb);
   float s = (m - 1.0f) / (m + 1.0f);
   float z = s * s;
-  float p = std::fma(z, kC11, kC9);
-  p = std::fma(p, z, kC7);
+  float p = std::fma(z, kC9, kC7);
   p = std::fma(p, z, kC5);
   p = std::fma(p, z, kC3);
   p = std::fma(p, z, 1.0f);
@@ -91,7 +90,7 @@ S2fp8Scan scanScalar(const float* x, int64_t n) {
     r.maxAbs = std::max(r.maxAbs, a);
     LogParts lp = logParts(a);
     r.sumExponent += lp.e;
-    r.sumFraction += static_cast<int32_t>(std::nearbyint(lp.f * 0x1p31f));
+    r.sumFraction += static_cast<int32_t>(std::nearbyint(lp.f * 0x1p24f));
   }
   return r;
 }
@@ -122,8 +121,23 @@ int64_t mapScalar(const float* x, float* out, uint8_t* codes, int64_t n, const S
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
 
-inline __mmask16 tailMask(int64_t left) {
-  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
+/// Runs body(i, full, mask) over [0, n) in vectors of 16: unmasked full vectors, then a tail.
+/// (Masks built in general registers inside the loop are slow on some AVX-512 cores; counters
+/// are kept in vector lanes for the same reason.)
+template <class Body>
+inline void vectorLoop(int64_t n, const Body& body) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) body(i, std::true_type{}, __mmask16(0xffff));
+  if (i < n) body(i, std::false_type{}, static_cast<__mmask16>((1u << (n - i)) - 1u));
+}
+
+inline __m512i countLanes(__m512i c, __mmask16 k) {
+  return _mm512_mask_sub_epi32(c, k, c, _mm512_set1_epi32(-1));
+}
+
+inline __m512i widenAdd(__m512i acc64, __m512i v32, int half) {
+  __m256i h = half == 0 ? _mm512_castsi512_si256(v32) : _mm512_extracti64x4_epi64(v32, 1);
+  return _mm512_add_epi64(acc64, _mm512_cvtepi32_epi64(h));
 }
 
 S2fp8Scan scanAvx512(const float* x, int64_t n) {
@@ -131,145 +145,181 @@ S2fp8Scan scanAvx512(const float* x, int64_t n) {
   const __m512 fmax = _mm512_set1_ps(FLT_MAX), zero = _mm512_setzero_ps();
   const __m512 one = _mm512_set1_ps(1.0f);
   __m512 vmin = _mm512_set1_ps(INFINITY), vmax = zero;
-  __m512i sumE = _mm512_setzero_si512(), sumF0 = _mm512_setzero_si512(), sumF1 = sumF0;
-  int64_t count = 0, bad = 0;
-  for (int64_t i = 0; i < n; i += 16) {
-    __mmask16 m = tailMask(n - i);
-    __m512 a = _mm512_and_ps(_mm512_maskz_loadu_ps(m, x + i), absMask);
-    __mmask16 nf = _mm512_mask_cmp_ps_mask(m, a, fmax, _CMP_NLE_UQ);
-    bad += __builtin_popcount(nf);
-    __mmask16 nz = _mm512_mask_cmp_ps_mask(m & ~nf, a, zero, _CMP_GT_OQ);
-    count += __builtin_popcount(nz);
+  __m512i count = _mm512_setzero_si512(), bad = count, sumE = count, sumF = count;
+  __m512i sumF0 = count, sumF1 = count;
+  int pending = 0;  // vectors summed in sumF since it was last widened (|f 2^24| < 2^23)
+  vectorLoop(n, [&](int64_t i, auto full, __mmask16 m) {
+    __m512 v = decltype(full)::value ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m, x + i);
+    __m512 a = _mm512_and_ps(v, absMask);
+    bad = countLanes(bad, _mm512_cmp_ps_mask(a, fmax, _CMP_NLE_UQ));
+    __mmask16 fin = _mm512_cmp_ps_mask(a, fmax, _CMP_LE_OQ);
+    __mmask16 nz = _mm512_mask_cmp_ps_mask(fin, a, zero, _CMP_GT_OQ);  // tail lanes are 0
+    count = countLanes(count, nz);
     vmin = _mm512_mask_min_ps(vmin, nz, vmin, a);
     vmax = _mm512_mask_max_ps(vmax, nz, vmax, a);
-    // Same steps as logParts().
-    __mmask16 sub = _mm512_mask_cmp_ps_mask(nz, a, _mm512_set1_ps(0x1p-126f), _CMP_LT_OQ);
-    a = _mm512_mask_mul_ps(a, sub, a, _mm512_set1_ps(0x1p23f));
-    __m512i b = _mm512_castps_si512(a);
-    __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(b, 23), _mm512_set1_epi32(127));
-    e = _mm512_mask_sub_epi32(e, sub, e, _mm512_set1_epi32(23));
-    __m512i mb = _mm512_or_si512(_mm512_and_si512(b, _mm512_set1_epi32(0x7fffff)),
-                                 _mm512_set1_epi32(0x3f800000));
-    __mmask16 big = _mm512_cmpgt_epi32_mask(mb, _mm512_set1_epi32(static_cast<int>(kSqrt2Bits)));
-    mb = _mm512_mask_sub_epi32(mb, big, mb, _mm512_set1_epi32(0x00800000));
-    e = _mm512_mask_add_epi32(e, big, e, _mm512_set1_epi32(1));
-    __m512 mm = _mm512_castsi512_ps(mb);
+    // Same result as logParts(): vgetmantps/vgetexpps normalise subnormals exactly; the
+    // mantissa in [0.75, 1.5) belongs to exponent getexp + 1 when it is below 1.
+    __m512 mm = _mm512_getmant_ps(a, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero);
+    __m512i e = _mm512_cvtps_epi32(_mm512_getexp_ps(a));
+    e = _mm512_mask_add_epi32(e, _mm512_cmp_ps_mask(mm, one, _CMP_LT_OQ), e, _mm512_set1_epi32(1));
     __m512 s = _mm512_div_ps(_mm512_sub_ps(mm, one), _mm512_add_ps(mm, one));
     __m512 z = _mm512_mul_ps(s, s);
-    __m512 p = _mm512_fmadd_ps(z, _mm512_set1_ps(kC11), _mm512_set1_ps(kC9));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(kC7));
+    __m512 p = _mm512_fmadd_ps(z, _mm512_set1_ps(kC9), _mm512_set1_ps(kC7));
     p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(kC5));
     p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(kC3));
     p = _mm512_fmadd_ps(p, z, one);
     __m512 f = _mm512_mul_ps(_mm512_mul_ps(s, _mm512_set1_ps(kTwoOverLn2)), p);
-    __m512i fq = _mm512_cvt_roundps_epi32(_mm512_mul_ps(f, _mm512_set1_ps(0x1p31f)),
+    __m512i fq = _mm512_cvt_roundps_epi32(_mm512_mul_ps(f, _mm512_set1_ps(0x1p24f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    fq = _mm512_maskz_mov_epi32(nz, fq);
     sumE = _mm512_mask_add_epi32(sumE, nz, sumE, e);
-    sumF0 = _mm512_add_epi64(sumF0, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(fq)));
-    sumF1 = _mm512_add_epi64(sumF1, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(fq, 1)));
-  }
+    sumF = _mm512_mask_add_epi32(sumF, nz, sumF, fq);
+    if (++pending == 128) {
+      sumF0 = widenAdd(sumF0, sumF, 0);
+      sumF1 = widenAdd(sumF1, sumF, 1);
+      sumF = _mm512_setzero_si512();
+      pending = 0;
+    }
+  });
+  sumF0 = widenAdd(sumF0, sumF, 0);
+  sumF1 = widenAdd(sumF1, sumF, 1);
   S2fp8Scan r;
-  r.count = count;
-  r.nonFinite = bad;
-  r.sumExponent = _mm512_reduce_add_epi64(_mm512_add_epi64(
-      _mm512_cvtepi32_epi64(_mm512_castsi512_si256(sumE)),
-      _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(sumE, 1))));
+  r.count = _mm512_reduce_add_epi32(count);
+  r.nonFinite = _mm512_reduce_add_epi32(bad);
+  // Per-lane exponent sums stay below 2^31 within one chunk (kKernelChunk / 16 * 150).
+  r.sumExponent = _mm512_reduce_add_epi64(widenAdd(widenAdd(_mm512_setzero_si512(), sumE, 0), sumE, 1));
   r.sumFraction = _mm512_reduce_add_epi64(_mm512_add_epi64(sumF0, sumF1));
-  if (count > 0) {
+  if (r.count > 0) {
     r.minAbs = _mm512_reduce_min_ps(vmin);
     r.maxAbs = _mm512_reduce_max_ps(vmax);
   }
   return r;
 }
 
-/// Threshold tables for the vectorised binary search: level j holds T[s + 2s i] for s = 64 >> j.
+/// Threshold tables for the vectorised binary search, as integers: bits(T) - 1, so that
+/// "a >= T" for non-negative floats is the sign bit of (bits(T) - 1 - bits(a)). The search uses
+/// no mask registers: a compare-to-mask feeding a masked op costs many cycles of latency on
+/// some AVX-512 cores, and the search is a chain of 7 dependent levels.
+/// Level for step s holds T[s + 2 s i], indexed by i = c >> log2(2 s).
 struct SearchRegs {
-  __m512 t64, t32, t16, t8, t4, t2a, t2b, t1[4];
+  __m512i t64, t32, t16, t8, t4, t2a, t2b, t1[4];
   __m512 v[8];  // values[0..127] in 8 registers
 };
 
 inline SearchRegs loadRegs(const S2fp8Tables& t) {
   SearchRegs r;
-  alignas(64) float buf[64];
+  alignas(64) int32_t buf[64];
   auto level = [&](int s) {
     int count = 128 / (2 * s);
-    for (int i = 0; i < 64; ++i) buf[i] = i < count ? t.thresholds[s + 2 * s * i] : INFINITY;
+    for (int i = 0; i < 64; ++i) {
+      float th = i < count ? t.thresholds[s + 2 * s * i] : INFINITY;
+      buf[i] = static_cast<int32_t>(std::bit_cast<uint32_t>(th)) - 1;
+    }
   };
-  r.t64 = _mm512_set1_ps(t.thresholds[64]);
+  level(64);
+  r.t64 = _mm512_set1_epi32(buf[0]);
   level(32);
-  r.t32 = _mm512_load_ps(buf);
+  r.t32 = _mm512_load_si512(buf);
   level(16);
-  r.t16 = _mm512_load_ps(buf);
+  r.t16 = _mm512_load_si512(buf);
   level(8);
-  r.t8 = _mm512_load_ps(buf);
+  r.t8 = _mm512_load_si512(buf);
   level(4);
-  r.t4 = _mm512_load_ps(buf);
+  r.t4 = _mm512_load_si512(buf);
   level(2);
-  r.t2a = _mm512_load_ps(buf);
-  r.t2b = _mm512_load_ps(buf + 16);
+  r.t2a = _mm512_load_si512(buf);
+  r.t2b = _mm512_load_si512(buf + 16);
   level(1);
-  for (int k = 0; k < 4; ++k) r.t1[k] = _mm512_load_ps(buf + 16 * k);
+  for (int k = 0; k < 4; ++k) r.t1[k] = _mm512_load_si512(buf + 16 * k);
   for (int k = 0; k < 8; ++k) r.v[k] = _mm512_load_ps(t.values + 16 * k);
   return r;
 }
 
-/// Lookup of a 64-entry table held in four registers with 6-bit indices.
-inline __m512 lookup64(const __m512 t[4], __m512i idx) {
-  __m512 lo = _mm512_permutex2var_ps(t[0], idx, t[1]);
-  __m512 hi = _mm512_permutex2var_ps(t[2], idx, t[3]);
-  __mmask16 upper = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
-  return _mm512_mask_blend_ps(upper, lo, hi);
+/// All-ones lanes where bit `b` of idx is set, zero elsewhere (no mask register).
+inline __m512i bitLanes(__m512i idx, int b) {
+  return _mm512_srai_epi32(_mm512_slli_epi32(idx, 31 - b), 31);
 }
 
+/// Lookup of a 64-entry table held in four registers with 6-bit indices.
+inline __m512i lookup64(const __m512i t[4], __m512i idx) {
+  __m512i lo = _mm512_permutex2var_epi32(t[0], idx, t[1]);
+  __m512i hi = _mm512_permutex2var_epi32(t[2], idx, t[3]);
+  return _mm512_ternarylogic_epi32(bitLanes(idx, 5), hi, lo, 0xCA);  // bit 5 ? hi : lo
+}
+
+/// 1 in lanes where a >= T, from tm1 = bits(T) - 1 and ab = bits(a) (both non-negative).
+inline __m512i geBit(__m512i tm1, __m512i ab) {
+  return _mm512_srli_epi32(_mm512_sub_epi32(tm1, ab), 31);
+}
+
+inline __m512i nextLevel(__m512i idx, __m512i tm1, __m512i ab) {
+  return _mm512_add_epi32(_mm512_add_epi32(idx, idx), geBit(tm1, ab));
+}
+
+template <bool kSpecials>
 int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t) {
   const SearchRegs R = loadRegs(t);
-  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  const __m512i vi[8] = {_mm512_castps_si512(R.v[0]), _mm512_castps_si512(R.v[1]),
+                         _mm512_castps_si512(R.v[2]), _mm512_castps_si512(R.v[3]),
+                         _mm512_castps_si512(R.v[4]), _mm512_castps_si512(R.v[5]),
+                         _mm512_castps_si512(R.v[6]), _mm512_castps_si512(R.v[7])};
+  const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
   const __m512i signMask = _mm512_set1_epi32(static_cast<int>(0x80000000u));
   const __m512 fmax = _mm512_set1_ps(FLT_MAX), zero = _mm512_setzero_ps();
-  int64_t flushed = 0;
-  for (int64_t i = 0; i < n; i += 16) {
-    __mmask16 m = tailMask(n - i);
-    __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-    __m512 a = _mm512_and_ps(v, absMask);
-    __m512i sign = _mm512_and_si512(_mm512_castps_si512(v), signMask);
-    __mmask16 nf = _mm512_cmp_ps_mask(a, fmax, _CMP_NLE_UQ);
+  const __m512 t1 = _mm512_set1_ps(t.thresholds[1]);
+  __m512i flushed = _mm512_setzero_si512();
+  vectorLoop(n, [&](int64_t i, auto full, __mmask16 m) {
+    constexpr bool kFull = decltype(full)::value;
+    __m512 v = kFull ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m, x + i);
+    __m512i vb = _mm512_castps_si512(v);
+    __m512i ab = _mm512_and_si512(vb, absMask);
+    __m512i sign = _mm512_and_si512(vb, signMask);
     // Binary search: c = max{k : a >= T[k]}, one level per bit of c (MSB first).
-    __m512i c = _mm512_setzero_si512();
-    auto step = [&](__m512 cand, int bit) {
-      __mmask16 ge = _mm512_cmp_ps_mask(a, cand, _CMP_GE_OQ);
-      c = _mm512_mask_or_epi32(c, ge, c, _mm512_set1_epi32(bit));
-    };
-    step(R.t64, 64);
-    step(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 6), R.t32), 32);
-    step(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 5), R.t16), 16);
-    step(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 4), R.t8), 8);
-    step(_mm512_permutexvar_ps(_mm512_srli_epi32(c, 3), R.t4), 4);
-    step(_mm512_permutex2var_ps(R.t2a, _mm512_srli_epi32(c, 2), R.t2b), 2);
-    step(lookup64(R.t1, _mm512_srli_epi32(c, 1)), 1);
-    __mmask16 nz = _mm512_cmp_ps_mask(a, zero, _CMP_NEQ_OQ) & ~nf;
-    flushed += __builtin_popcount(nz & _mm512_cmpeq_epi32_mask(c, _mm512_setzero_si512()) & m);
+    __m512i c = geBit(R.t64, ab);
+    c = nextLevel(c, _mm512_permutexvar_epi32(c, R.t32), ab);
+    c = nextLevel(c, _mm512_permutexvar_epi32(c, R.t16), ab);
+    c = nextLevel(c, _mm512_permutexvar_epi32(c, R.t8), ab);
+    c = nextLevel(c, _mm512_permutexvar_epi32(c, R.t4), ab);
+    c = nextLevel(c, _mm512_permutex2var_epi32(R.t2a, c, R.t2b), ab);
+    c = nextLevel(c, lookup64(R.t1, c), ab);
+    // Flushed: 0 < |x| < T[1] (false for NaN/Inf and for the zero lanes past the tail).
+    __m512 a = _mm512_castsi512_ps(ab);
+    flushed = countLanes(flushed, _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(a, t1, _CMP_LT_OQ), a,
+                                                          zero, _CMP_GT_OQ));
     if (out) {
-      __m512 lo = lookup64(R.v, c);
-      __m512 hi = lookup64(R.v + 4, c);
-      __m512 val = _mm512_mask_blend_ps(_mm512_test_epi32_mask(c, _mm512_set1_epi32(64)), lo, hi);
-      __m512i bits = _mm512_or_si512(_mm512_castps_si512(val), sign);
-      // Non-finite: NaN -> quiet NaN with its sign, Inf stays.
-      __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-      __m512i special = _mm512_or_si512(sign, _mm512_set1_epi32(0x7f800000));
-      special = _mm512_mask_or_epi32(special, nan, special, _mm512_set1_epi32(0x00400000));
-      bits = _mm512_mask_mov_epi32(bits, nf, special);
-      _mm512_mask_storeu_ps(out + i, m, _mm512_castsi512_ps(bits));
+      __m512i val = _mm512_ternarylogic_epi32(bitLanes(c, 6), lookup64(vi + 4, c), lookup64(vi, c), 0xCA);
+      __m512i bits = _mm512_or_si512(val, sign);
+      if constexpr (kSpecials) {
+        // Non-finite: NaN -> quiet NaN with its sign, Inf stays.
+        __mmask16 nf = _mm512_cmp_ps_mask(a, fmax, _CMP_NLE_UQ);
+        __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        __m512i special = _mm512_or_si512(sign, _mm512_set1_epi32(0x7f800000));
+        special = _mm512_mask_or_epi32(special, nan, special, _mm512_set1_epi32(0x00400000));
+        bits = _mm512_mask_mov_epi32(bits, nf, special);
+      }
+      if constexpr (kFull) {
+        _mm512_storeu_si512(out + i, bits);
+      } else {
+        _mm512_mask_storeu_epi32(out + i, m, bits);
+      }
     }
     if (codes) {
-      __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-      __m512i code = _mm512_mask_mov_epi32(c, nf, _mm512_set1_epi32(0x7c));
-      code = _mm512_mask_mov_epi32(code, nan, _mm512_set1_epi32(0x7f));
+      __m512i code = c;
+      if constexpr (kSpecials) {
+        __mmask16 nf = _mm512_cmp_ps_mask(a, fmax, _CMP_NLE_UQ);
+        __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        code = _mm512_mask_mov_epi32(code, nf, _mm512_set1_epi32(0x7c));
+        code = _mm512_mask_mov_epi32(code, nan, _mm512_set1_epi32(0x7f));
+      }
       code = _mm512_or_si512(code, _mm512_srli_epi32(sign, 24));
-      _mm512_mask_cvtepi32_storeu_epi8(codes + i, m, code);
+      __m128i c8 = _mm512_cvtepi32_epi8(code);
+      if constexpr (kFull) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), c8);
+      } else {
+        _mm_mask_storeu_epi8(codes + i, m, c8);
+      }
     }
-  }
-  return flushed;
+  });
+  return _mm512_reduce_add_epi32(flushed);
 }
 
 #pragma GCC pop_options
@@ -278,7 +328,7 @@ int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S
 
 double S2fp8Scan::meanLog2() const {
   if (count == 0) return 0.0;
-  double sum = static_cast<double>(sumExponent) + std::ldexp(static_cast<double>(sumFraction), -31);
+  double sum = static_cast<double>(sumExponent) + std::ldexp(static_cast<double>(sumFraction), -24);
   return sum / static_cast<double>(count);
 }
 
@@ -328,14 +378,15 @@ S2fp8Scan s2fp8Scan(const float* x, int64_t n, KernelIsa isa) {
 }
 
 int64_t s2fp8Map(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t,
-                 KernelIsa isa) {
+                 KernelIsa isa, bool mayHaveNonFinite) {
   return reduceChunks(
       n, kKernelChunk, int64_t{0},
       [&](int64_t b, int64_t e) {
         float* o = out ? out + b : nullptr;
         uint8_t* c = codes ? codes + b : nullptr;
-        return isa == KernelIsa::Avx512 ? mapAvx512(x + b, o, c, e - b, t)
-                                        : mapScalar(x + b, o, c, e - b, t);
+        if (isa != KernelIsa::Avx512) return mapScalar(x + b, o, c, e - b, t);
+        return mayHaveNonFinite ? mapAvx512<true>(x + b, o, c, e - b, t)
+                                : mapAvx512<false>(x + b, o, c, e - b, t);
       },
       [](int64_t a, int64_t b) { return a + b; });
 }
