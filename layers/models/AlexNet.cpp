@@ -15,7 +15,9 @@ namespace mantissa::nn {
 namespace {
 
 // Output size of a convolution or pooling window along one axis.
-int64_t outSize(int64_t in, int64_t k, int64_t s, int64_t p) { return (in + 2 * p - k) / s + 1; }
+int64_t outSize(int64_t in, int64_t k, int64_t s, int64_t p) {
+  return in + 2 * p < k ? 0 : (in + 2 * p - k) / s + 1;
+}
 
 }  // namespace
 
@@ -36,6 +38,12 @@ AlexNet::AlexNet(const AlexNetOptions& opts, Rng& rng) : Model("AlexNet"), opts_
                 c4 = original ? 384 : 256, c5 = 256, hidden = original ? 4096 : 1024;
   const int64_t k1 = original ? 11 : 5, s1 = original ? 4 : 1, p1 = original ? 0 : 2;
 
+  // Spatial size after conv1 and the three 3x3/2 poolings (conv2-5 keep the size).
+  int64_t s = outSize(size_, k1, s1, p1);
+  for (int i = 0; i < 3; ++i) s = outSize(s, 3, 2, 0);
+  MANTISSA_CHECK(s >= 1, "AlexNet: input size ", size_, " is too small for the ",
+                 original ? "original" : "small", " variant (the last pooling has no output)");
+
   features_ = registerModule("features", std::make_shared<Sequential>());
   auto& f = *features_;
   f.push_back(std::make_shared<Conv2d>(opts.inChannels, c1, k1, rng,
@@ -54,12 +62,6 @@ AlexNet::AlexNet(const AlexNetOptions& opts, Rng& rng) : Model("AlexNet"), opts_
   f.push_back(std::make_shared<Conv2d>(c4, c5, 3, rng, Conv2dOptions{.padding = 1, .groups = g}));
   f.push_back(std::make_shared<ReLU>());
   f.push_back(std::make_shared<MaxPool2d>(3, overlap));
-
-  // Spatial size after conv1 and the three 3x3/2 poolings (conv2-5 keep the size).
-  int64_t s = outSize(size_, k1, s1, p1);
-  for (int i = 0; i < 3; ++i) s = s >= 3 ? outSize(s, 3, 2, 0) : 0;
-  MANTISSA_CHECK(s >= 1, "AlexNet: input size ", size_, " is too small for the ",
-                 original ? "original" : "small", " variant (the last pooling has no output)");
 
   classifier_ = registerModule("classifier", std::make_shared<Sequential>());
   auto& c = *classifier_;

@@ -7,11 +7,7 @@
 #include "core/ops/Loss.h"
 #include "core/ops/Reduce.h"
 #include "layers/Conv2d.h"
-#include "layers/models/AlexNet.h"
-#include "layers/models/BasicBlock.h"
-#include "layers/models/CifarResNet.h"
-#include "layers/models/Dcgan.h"
-#include "layers/models/ResNet.h"
+#include "layers/models/Models.h"
 #include "tests/layers/LayerTestUtil.h"
 
 using namespace mantissa;
@@ -213,27 +209,29 @@ TEST_CASE("ResNet (ImageNet): a training step on a small input; zero-init residu
 // figure. (torchvision's AlexNet, 61,100,840, is the later one-tower 64-192-384-256-256 variant.)
 TEST_CASE("AlexNet original: parameter counts, names and one forward at 227x227") {
   Rng rng(6);
-  nn::AlexNet m({}, rng);
-  CHECK(m.numParameters() == 62378344);
-  CHECK(m.name() == "alexnet");
-  auto s = shapes(m);
-  CHECK(s.at("features.0.weight") == Shape{96, 3, 11, 11});
-  CHECK(s.at("features.4.weight") == Shape{256, 96, 5, 5});
-  CHECK(s.at("features.12.weight") == Shape{256, 384, 3, 3});
-  CHECK(s.at("classifier.0.weight") == Shape{4096, 9216});
-  CHECK(s.at("classifier.6.weight") == Shape{1000, 4096});
-  CHECK(s.at("classifier.2.rng_state") == Shape{4});
-  CHECK(m.describe().find("(2): LocalResponseNorm(5, alpha=0.0005, beta=0.75, k=2)") !=
-        std::string::npos);
-  CHECK(m.describe().find("(3): MaxPool2d(kernel=3, stride=2)") != std::string::npos);
-  m.eval();
-  CHECK(m.forward(Tensor::randn({1, 3, 227, 227}, rng)).shape() == Shape{1, 1000});
-
+  {
+    nn::AlexNet m({}, rng);
+    CHECK(m.numParameters() == 62378344);
+    CHECK(m.name() == "alexnet");
+    auto s = shapes(m);
+    CHECK(s.at("features.0.weight") == Shape{96, 3, 11, 11});
+    CHECK(s.at("features.4.weight") == Shape{256, 96, 5, 5});
+    CHECK(s.at("features.12.weight") == Shape{256, 384, 3, 3});
+    CHECK(s.at("classifier.0.weight") == Shape{4096, 9216});
+    CHECK(s.at("classifier.6.weight") == Shape{1000, 4096});
+    CHECK(s.at("classifier.2.rng_state") == Shape{4});
+    const std::string d = m.describe();
+    CHECK(d.find("(2): LocalResponseNorm(5, alpha=0.0005, beta=0.75, k=2)") != std::string::npos);
+    CHECK(d.find("(3): MaxPool2d(kernel=3, stride=2)") != std::string::npos);
+    m.eval();
+    CHECK(m.forward(Tensor::randn({1, 3, 227, 227}, rng)).shape() == Shape{1, 1000});
+    CHECK_THROWS_WITH_AS(m.forward(Tensor::zeros({1, 3, 224, 224})),
+                         doctest::Contains("built for [N, 3, 227, 227]"), Error);
+  }
+  // One model alive at a time: each holds 250 MB of parameters.
   nn::AlexNet towers({.groups = 2}, rng);
   CHECK(towers.numParameters() == 60965224);
   CHECK(shapes(towers).at("features.4.weight") == Shape{256, 48, 5, 5});
-  CHECK_THROWS_WITH_AS(m.forward(Tensor::zeros({1, 3, 224, 224})),
-                       doctest::Contains("built for [N, 3, 227, 227]"), Error);
   CHECK_THROWS_WITH_AS(nn::AlexNet({.inputSize = 60}, rng), doctest::Contains("too small"), Error);
 }
 

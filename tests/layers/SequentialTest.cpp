@@ -1,10 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "core/Rng.h"
-#include "layers/Linear.h"
-#include "layers/ReLU.h"
-#include "layers/Sequential.h"
-#include "layers/Tanh.h"
+#include "layers/Layers.h"
 #include "tests/layers/LayerTestUtil.h"
 
 using namespace mantissa;

@@ -1,0 +1,20 @@
+#pragma once
+
+/// Every layer of mantissa::nn in one include (the models are in layers/models/Models.h).
+#include "layers/AdaptiveAvgPool2d.h"
+#include "layers/AvgPool2d.h"
+#include "layers/BatchNorm1d.h"
+#include "layers/BatchNorm2d.h"
+#include "layers/Conv2d.h"
+#include "layers/ConvTranspose2d.h"
+#include "layers/Dropout.h"
+#include "layers/Flatten.h"
+#include "layers/LeakyReLU.h"
+#include "layers/Linear.h"
+#include "layers/LocalResponseNorm.h"
+#include "layers/MaxPool2d.h"
+#include "layers/Module.h"
+#include "layers/ReLU.h"
+#include "layers/Sequential.h"
+#include "layers/Sigmoid.h"
+#include "layers/Tanh.h"
