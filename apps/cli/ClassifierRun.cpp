@@ -49,7 +49,10 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
   int64_t classes = splits.train->numClasses();
 
   Rng initRng(opts.seed);
-  std::shared_ptr<nn::Model> model = spec.makeModel(channels, classes, initRng);
+  int64_t size = spec.input.size > 0 ? spec.input.size : shape.back();
+  std::shared_ptr<nn::Model> model = spec.makeModelForSize
+                                         ? spec.makeModelForSize(channels, classes, size, initRng)
+                                         : spec.makeModel(channels, classes, initRng);
   optim::Sgd sgd(model->namedParameters(),
                  {.lr = opts.lr, .momentum = opts.momentum, .weightDecay = opts.weightDecay});
   optim::LrSchedulePtr lrSchedule = makeLrSchedule(opts);
@@ -62,11 +65,12 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
                                              .transform = testTransform(splits, spec.input)});
 
   RunIdentity id{.app = spec.app, .model = model->name(), .modelConfig = model->extraRepr(),
-                 .dataset = splits.name};
+                 .dataset = splits.name, .inputSize = size, .inputChannels = channels};
   RunProgress state;
   RunCheckpointer checkpointer(opts, id);
   if (!opts.resume.empty()) {
-    state = resumeRun(opts, id, *model, &sgd, trainLoader);
+    state = opts.evalOnly ? resumeRun(opts, id, *model, nullptr, nullptr)
+                          : resumeRun(opts, id, *model, &sgd, &trainLoader);
     std::printf("resumed %s: epoch %lld, batch %lld, step %lld\n", opts.resume.c_str(),
                 static_cast<long long>(state.epoch + 1), static_cast<long long>(state.batch),
                 static_cast<long long>(state.step));

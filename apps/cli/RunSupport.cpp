@@ -63,7 +63,7 @@ optim::LrSchedulePtr makeLrSchedule(const CommonOptions& o) {
 }
 
 RunProgress resumeRun(const CommonOptions& opts, const RunIdentity& id, nn::Module& model,
-                      optim::Optimizer* optimizer, data::DataLoader& loader) {
+                      optim::Optimizer* optimizer, data::DataLoader* loader) {
   io::CheckpointMeta meta = io::readMeta(opts.resume);
   MANTISSA_CHECK(meta.model == id.model, opts.resume, ": a checkpoint of model '", meta.model,
                  "', but this run builds '", id.model, "'");
@@ -86,11 +86,12 @@ RunProgress resumeRun(const CommonOptions& opts, const RunIdentity& id, nn::Modu
   int64_t savedEpochs = extraInt("epochs", opts.epochs);
   train::applyPrecision(model, optimizer, formats::PrecisionSchedule::parse(meta.precision),
                         precisionEpoch, savedEpochs, meta.seed);
-  io::LoadParts parts{{"", &model}, {"data", &loader}};
+  io::LoadParts parts{{"", &model}};
+  if (loader) parts.emplace_back("data", loader);
   if (optimizer) parts.emplace_back("optim", optimizer);
   io::loadCheckpoint(opts.resume, parts, {.expectModel = id.model});
-  p.epoch = loader.position().epoch;
-  p.batch = loader.position().batch;
+  p.epoch = loader ? loader->position().epoch : meta.epoch;
+  p.batch = loader ? loader->position().batch : 0;
   p.step = meta.step;
   if (meta.precision != opts.precision) {
     p.precisionHistory += (p.precisionHistory.empty() ? "" : "; ") + std::string("epoch ") +
@@ -129,6 +130,8 @@ void RunCheckpointer::save(const RunProgress& progress, int64_t precisionEpoch,
   meta.extra["precision_epoch"] = std::to_string(precisionEpoch);
   meta.extra["epochs"] = std::to_string(opts_.epochs);
   meta.extra["batch_in_epoch"] = std::to_string(progress.batch);
+  if (id_.inputSize > 0) meta.extra["input_size"] = std::to_string(id_.inputSize);
+  if (id_.inputChannels > 0) meta.extra["input_channels"] = std::to_string(id_.inputChannels);
   if (!progress.precisionHistory.empty()) meta.extra["precision_history"] = progress.precisionHistory;
   io::SaveParts parts{{"", &model}, {"data", &loader}};
   if (optimizer) parts.emplace_back("optim", optimizer);

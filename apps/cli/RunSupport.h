@@ -34,6 +34,9 @@ optim::LrSchedulePtr makeLrSchedule(const CommonOptions& opts);
 /// What identifies a run in its checkpoint's metadata.
 struct RunIdentity {
   std::string app, model, modelConfig, dataset;
+  /// Side and channels of the network input (after resizing / grey-to-RGB); recorded so that
+  /// tools like mantissa-ptq can rebuild the input pipeline (0 = not recorded).
+  int64_t inputSize = 0, inputChannels = 0;
 };
 
 /// Where a run stands: the next batch to train is `batch` of `epoch`; `step` optimizer steps
@@ -44,13 +47,14 @@ struct RunProgress {
   std::string precisionHistory;
 };
 
-/// Loads --resume into the model, optimizer (may be null) and loader: checks the model name and
+/// Loads --resume into the model, optimizer and loader (either may be null: not loaded, e.g. for
+/// --eval-only, which needs only the model): checks the model name and
 /// the precision (a different --precision needs --change-precision and is then recorded),
 /// applies the checkpoint's own schedule for the epoch it was saved in so every quantization
 /// point and master format holds the saved formats, loads, and returns where the run stands.
 /// Errors name the file and the key.
 RunProgress resumeRun(const CommonOptions& opts, const RunIdentity& id, nn::Module& model,
-                      optim::Optimizer* optimizer, data::DataLoader& loader);
+                      optim::Optimizer* optimizer, data::DataLoader* loader);
 
 /// Writes --checkpoint (atomically; --keep history files and a `-best` copy by test accuracy)
 /// with everything needed to resume exactly.

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 #include "core/Error.h"
@@ -84,8 +85,11 @@ std::string JsonObject::str() const {
   return s + "}";
 }
 
-JsonlLog::JsonlLog(const std::string& path, bool append)
-    : path_(path), out_(path, append ? std::ios::app : std::ios::trunc) {
+JsonlLog::JsonlLog(const std::string& path, bool append) : path_(path) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  out_.open(path, append ? std::ios::app : std::ios::trunc);
   MANTISSA_CHECK(out_.is_open(), "--log: cannot open '", path, "' for writing");
 }
 
