@@ -349,7 +349,7 @@ void saveCheckpoint(const fs::path& path, const SaveParts& parts, const Checkpoi
     FileImage image;
     {
       auto lock = lockHdf5();
-      H5Handle file = createImageFile(path, estimateFileSize(content));
+      ImageFile file = createImageFile(path, estimateFileSize(content));
       writeTree(file.get(), content, path);
       {
         H5Handle group = ensureGroup(file.get(), kMetaGroup, path);

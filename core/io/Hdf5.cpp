@@ -21,7 +21,7 @@ void writeHdf5(const std::filesystem::path& path, const StateDict& state) {
   detail::FileImage image;
   {
     auto lock = detail::lockHdf5();
-    detail::H5Handle file = detail::createImageFile(path, detail::estimateFileSize(state));
+    detail::ImageFile file = detail::createImageFile(path, detail::estimateFileSize(state));
     detail::writeTree(file.get(), state, path);
     image = detail::takeImage(file, path);
   }

@@ -66,9 +66,17 @@ struct FileImage {
 /// image in memory keeps every I/O error on our side. Superblock v2+ and version-2 object
 /// headers carry checksums, so HDF5 itself detects damaged metadata; no object timestamps, so
 /// equal state gives equal bytes. `sizeHint` (bytes) sizes the buffer; `path` names errors.
-H5Handle createImageFile(const std::filesystem::path& path, size_t sizeHint);
-/// Flushes and closes an in-memory file and returns its bytes.
-FileImage takeImage(H5Handle& file, const std::filesystem::path& path);
+/// The memory behind it is ours (HDF5's file-image callbacks): huge-page backed, and handed
+/// over without a copy when the file closes.
+struct ImageBuffer;
+struct ImageFile {
+  std::unique_ptr<ImageBuffer, void (*)(ImageBuffer*)> buffer{nullptr, nullptr};  // outlives file
+  H5Handle file;
+  hid_t get() const { return file.get(); }
+};
+ImageFile createImageFile(const std::filesystem::path& path, size_t sizeHint);
+/// Closes an in-memory file and returns its bytes.
+FileImage takeImage(ImageFile& file, const std::filesystem::path& path);
 /// Opens read-only with clear errors: no such file, not an HDF5 file, truncated or damaged.
 H5Handle openFile(const std::filesystem::path& path);
 
