@@ -7,8 +7,9 @@
 
 namespace mantissa::io {
 
-/// Writes `state` to a new HDF5 file at `path` (an existing file is replaced in place; use
-/// saveCheckpoint for atomic, durable replacement). The mapping, readable with h5py/h5dump:
+/// Writes `state` to an HDF5 file at `path`, replaced atomically and durably like
+/// saveCheckpoint does (but a plain state file: no /meta, no checksum). The mapping, readable
+/// with h5py/h5dump:
 ///   - tensor `a/b/c`  -> dataset `c` in group `/a/b`, little-endian native type of the dtype
 ///     (f32 -> IEEE F32LE, i64 -> STD I64LE, ...), the tensor's shape; shape [] is a scalar
 ///     dataspace and [1] a one-element array, so both round-trip; empty tensors keep their shape.

@@ -125,6 +125,7 @@ void replaceAtomically(const fs::path& target, const std::function<void(const fs
 }
 
 void linkAtomically(const fs::path& source, const fs::path& target) {
+  removeStaleTemps(target);
   const fs::path tmp = tempPathFor(target);
   std::error_code ec;
   fs::remove(tmp, ec);
