@@ -8,6 +8,7 @@
 // float, so it is applied as two factors 2^s1 * 2^s2 with s1 = floor(s/2) (both normal, same
 // sign: no intermediate rounding can change a result >= 1/2). Back-scaling by 2^-s1 * 2^-s2 is
 // exact because every value of the grid is a multiple of 2^-149 with at most 24 bits.
+// (vscalefps would do it in one instruction but is slower than two multiplies on Zen 4.)
 //
 // Two layouts: blocks along the last axis (contiguous, one block at a time) and blocks along a
 // middle axis with an inner stride (e.g. C of NCHW, stride H*W): a tile of the inner dimension
@@ -233,14 +234,14 @@ void fillBitsAvx512(const StochasticKey& key, uint64_t first, int64_t count, uin
   }
 }
 
+/// Per-lane scale factors: x / ulp = (x * f1) * f2, ulp * M = (M * g1) * g2 (see the top).
 struct VScale {
   __m512 f1, f2, g1, g2;
   __m512i e;
 };
 
-/// Per-lane exponent and scale factors from per-lane block maxima (non-negative).
-inline VScale vscaleFor(__m512 amax, int bits) {
-  __m512i b = _mm512_castps_si512(amax);
+/// Per-lane exponent and scale from per-lane block maxima (bit patterns of |x|, all finite).
+inline VScale vscaleFor(__m512i b, int bits) {
   __m512i ef = _mm512_srli_epi32(b, 23);
   __mmask16 frac = _mm512_test_epi32_mask(b, _mm512_set1_epi32(0x7fffff));
   __m512i e = _mm512_sub_epi32(ef, _mm512_set1_epi32(127));
@@ -259,14 +260,19 @@ inline VScale vscaleFor(__m512 amax, int bits) {
   return {p2(s1), p2(s2), p2(_mm512_sub_epi32(zeroI, s1)), p2(_mm512_sub_epi32(zeroI, s2)), e};
 }
 
+inline VScale vscaleFor(int e, int bits) {
+  Scale s = scaleFor(e, bits);
+  return {_mm512_set1_ps(s.f1), _mm512_set1_ps(s.f2), _mm512_set1_ps(s.g1), _mm512_set1_ps(s.g2),
+          _mm512_set1_epi32(e)};
+}
+
 /// Per-lane counters (kept in vector lanes: moving masks to general registers every vector is
 /// slow on some AVX-512 cores).
 struct VCounters {
   // An explicit constructor: an implicit one would not be compiled for AVX-512.
-  VCounters() : bad(_mm512_setzero_si512()), sat(bad), flushed(bad) {}
-  __m512i bad, sat, flushed;
+  VCounters() : sat(_mm512_setzero_si512()), flushed(sat) {}
+  __m512i sat, flushed;
   void addTo(HbfpPass& p) const {
-    p.nonFinite += _mm512_reduce_add_epi32(bad);
     p.saturated += _mm512_reduce_add_epi32(sat);
     p.flushed += _mm512_reduce_add_epi32(flushed);
   }
@@ -293,14 +299,23 @@ inline __m512 loadVec(const float* p, __mmask16 m) {
   }
 }
 
-/// Max |x| accumulation of one vector; non-finite lanes are counted (they may spoil the max,
-/// harmlessly: the call then fails). Lanes past the tail load as 0.
+/// Running max of |x| as bit patterns (integer order = magnitude order for |x|; Inf and NaN
+/// patterns are above every finite one, so a non-finite element shows in the max). Lanes past
+/// the tail load as 0.
 template <bool kFull>
-inline __m512 absMaxVec(__m512 acc, const float* xp, __mmask16 m, VCounters& cnt) {
-  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-  __m512 a = _mm512_and_ps(loadVec<kFull>(xp, m), absMask);
-  cnt.bad = countLanes(cnt.bad, _mm512_cmp_ps_mask(a, _mm512_set1_ps(FLT_MAX), _CMP_NLE_UQ));
-  return _mm512_max_ps(acc, a);
+inline __m512i absMaxVec(__m512i acc, const float* xp, __mmask16 m) {
+  __m512i a = _mm512_and_si512(_mm512_castps_si512(loadVec<kFull>(xp, m)), _mm512_set1_epi32(0x7fffffff));
+  return _mm512_max_epu32(acc, a);
+}
+
+inline bool anyNonFinite(__m512i amaxBits) {
+  return _mm512_cmpge_epu32_mask(amaxBits, _mm512_set1_epi32(0x7f800000)) != 0;
+}
+
+int64_t countNonFinite(const float* x, int64_t n) {
+  int64_t c = 0;
+  for (int64_t i = 0; i < n; ++i) c += isNonFinite(x[i]) ? 1 : 0;
+  return c;
 }
 
 /// One vector of elements: quantize with per-lane scales, store values or mantissas.
@@ -373,6 +388,7 @@ template <class Out>
 HbfpPass rowsAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout& L,
                     const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
   VCounters cnt;
+  HbfpPass r;
   const bool sr = p.rounding == Rounding::Stochastic;
   const __m512 qmax = _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f);
   const int64_t nb = L.numBlocks();
@@ -382,22 +398,23 @@ HbfpPass rowsAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout& L
     int64_t start = row * L.axis + b * L.block;
     int64_t len = std::min(L.block, L.axis - b * L.block);
     const float* xp = x + start;
-    __m512 acc = _mm512_setzero_ps();
+    __m512i acc = _mm512_setzero_si512();
     vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
-      acc = absMaxVec<decltype(full)::value>(acc, xp + j, m, cnt);
+      acc = absMaxVec<decltype(full)::value>(acc, xp + j, m);
     });
-    int e = blockExponent(_mm512_reduce_max_ps(acc));
+    if (anyNonFinite(acc)) {
+      r.nonFinite += countNonFinite(xp, len);  // the call fails; values are not used
+      continue;
+    }
+    int e = blockExponent(std::bit_cast<float>(_mm512_reduce_max_epu32(acc)));
     if (exps) exps[item] = static_cast<int16_t>(e);
-    Scale s = scaleFor(e, p.bits);
-    VScale vs{_mm512_set1_ps(s.f1), _mm512_set1_ps(s.f2), _mm512_set1_ps(s.g1),
-              _mm512_set1_ps(s.g2), _mm512_set1_epi32(e)};
+    VScale vs = vscaleFor(e, p.bits);
     if (sr) fillBitsAvx512(key, static_cast<uint64_t>(start), len, bits.data());
     vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
       quantVec<decltype(full)::value>(xp + j, out + start + j, m, vs, qmax, sr,
                                       sr ? bits.data() + j : nullptr, cnt);
     });
   }
-  HbfpPass r;
   cnt.addTo(r);
   return r;
 }
@@ -406,10 +423,11 @@ template <class Out>
 HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout& L,
                        const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
   VCounters cnt;
+  HbfpPass r;
   const bool sr = p.rounding == Rounding::Stochastic;
   const __m512 qmax = _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f);
   const int64_t nb = L.numBlocks(), nt = (L.inner + kTile - 1) / kTile;
-  alignas(64) float amax[kTile];
+  alignas(64) uint32_t amax[kTile];
   alignas(64) uint32_t bits[kTile];
   VScale sc[kTile / 16];
   for (int64_t item = b0; item < b1; ++item) {
@@ -417,27 +435,33 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
     int64_t a0 = b * L.block, a1 = std::min(L.axis, a0 + L.block);
     int64_t i0 = t * kTile, w = std::min(kTile, L.inner - i0);
     if (w == kTile) {
-      // Full tile: the 16 running maxima stay in registers across the block's rows.
-      __m512 acc[kTile / 16];
-      for (auto& v : acc) v = _mm512_setzero_ps();
+      // Full tile: the running maxima stay in registers across the block's rows.
+      __m512i acc[kTile / 16];
+      for (auto& v : acc) v = _mm512_setzero_si512();
       for (int64_t a = a0; a < a1; ++a) {
         const float* row = x + (o * L.axis + a) * L.inner + i0;
 #pragma GCC unroll 16
-        for (int k = 0; k < kTile / 16; ++k) acc[k] = absMaxVec<true>(acc[k], row + 16 * k, 0xffff, cnt);
+        for (int k = 0; k < kTile / 16; ++k) acc[k] = absMaxVec<true>(acc[k], row + 16 * k, 0xffff);
       }
-      for (int k = 0; k < kTile / 16; ++k) _mm512_store_ps(amax + 16 * k, acc[k]);
+      for (int k = 0; k < kTile / 16; ++k) _mm512_store_si512(amax + 16 * k, acc[k]);
     } else {
-      for (int64_t j = 0; j < w; j += 16) _mm512_store_ps(amax + j, _mm512_setzero_ps());
+      for (int64_t j = 0; j < w; j += 16) _mm512_store_si512(amax + j, _mm512_setzero_si512());
       for (int64_t a = a0; a < a1; ++a) {
         const float* row = x + (o * L.axis + a) * L.inner + i0;
         vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
-          _mm512_store_ps(amax + j, absMaxVec<decltype(full)::value>(_mm512_load_ps(amax + j), row + j, m, cnt));
+          _mm512_store_si512(amax + j, absMaxVec<decltype(full)::value>(_mm512_load_si512(amax + j), row + j, m));
         });
       }
     }
+    bool bad = false;
+    for (int64_t j = 0; j < w; j += 16) bad = bad || anyNonFinite(_mm512_load_si512(amax + j));
+    if (bad) {
+      for (int64_t a = a0; a < a1; ++a) r.nonFinite += countNonFinite(x + (o * L.axis + a) * L.inner + i0, w);
+      continue;  // the call fails; values are not used
+    }
     int16_t* ex = exps ? exps + (o * nb + b) * L.inner + i0 : nullptr;
     vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
-      sc[j / 16] = vscaleFor(_mm512_load_ps(amax + j), p.bits);
+      sc[j / 16] = vscaleFor(_mm512_load_si512(amax + j), p.bits);
       if (!ex) return;
       __m256i e16 = _mm512_cvtepi32_epi16(sc[j / 16].e);
       if constexpr (decltype(full)::value) {
@@ -455,7 +479,6 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
       });
     }
   }
-  HbfpPass r;
   cnt.addTo(r);
   return r;
 }

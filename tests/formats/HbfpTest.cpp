@@ -320,6 +320,14 @@ TEST_CASE("HBFP: non-finite input is an error naming the point") {
     CHECK_THROWS_WITH_AS(f->quantize(Tensor::fromVector({1.0f, bad}), {.pointName = "fc.weight"}),
                          doctest::Contains("fc.weight"), Error);
     CHECK_THROWS_AS(f->encode(Tensor::fromVector({bad}), {}), Error);
+    // Inside full vectors and tiles, along the last and a middle axis; the count is exact.
+    std::vector<float> v(4 * 64 * 200, 0.5f);
+    v[3 * 64 * 200 + 17 * 200 + 130] = bad;
+    v[5] = bad;
+    for (int64_t axis : {-1, 1}) {
+      CHECK_THROWS_WITH_AS(f->quantize(Tensor::fromVector(v, {4, 64, 200}), {.blockAxis = axis}),
+                           doctest::Contains("2 non-finite"), Error);
+    }
   }
 }
 
