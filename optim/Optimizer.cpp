@@ -6,21 +6,11 @@
 #include <set>
 
 #include "core/autograd/Autograd.h"
+#include "formats/QuantPoint.h"
 
 namespace mantissa::optim {
 
 namespace {
-
-/// 64-bit FNV-1a, the same hash formats use for a quantization point's stochastic-rounding
-/// stream, so "fc.weight.master" gets the stream a QuantPoint of that name would get.
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 std::string formatDouble(double v) {
   // Shortest representation that parses back to the same double: resume is exact.
@@ -152,7 +142,7 @@ void Optimizer::snapToMaster(const std::string& name, Tensor& param, Master& m) 
   args.role = formats::Role::Master;
   args.blockAxis = m.blockAxis;
   args.seed = m.seed;
-  args.stream = fnv1a(point);
+  args.stream = formats::streamOf(point);
   args.step = static_cast<uint64_t>(iteration_ - 1);
   args.pointName = point;
   Tensor q = m.format->quantize(param.detach(), args, m.state.get());
