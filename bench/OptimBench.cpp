@@ -2,7 +2,7 @@
 //   what,threads,elements,ms_per_call,gb_per_s
 // gb_per_s counts the bytes each element must move (reads + writes of parameter, gradient and
 // state), so it can be compared with the machine's memory bandwidth.
-//   build-*/bench/bench_optim [elements=11689512] [repeats=10]
+//   build-*/bench/mantissa-bench-optim [elements=11689512] [repeats=10]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
