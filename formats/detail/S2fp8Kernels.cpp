@@ -286,7 +286,14 @@ int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S
     flushed = countLanes(flushed, _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(a, t1, _CMP_LT_OQ), a,
                                                           zero, _CMP_GT_OQ));
     if (out) {
-      __m512i val = _mm512_ternarylogic_epi32(bitLanes(c, 6), lookup64(vi + 4, c), lookup64(vi, c), 0xCA);
+      // Off the search chain, so mask-register selects are fine here.
+      __mmask16 b5 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(32));
+      __mmask16 b6 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(64));
+      __m512i lo = _mm512_mask_blend_epi32(b5, _mm512_permutex2var_epi32(vi[0], c, vi[1]),
+                                           _mm512_permutex2var_epi32(vi[2], c, vi[3]));
+      __m512i hi = _mm512_mask_blend_epi32(b5, _mm512_permutex2var_epi32(vi[4], c, vi[5]),
+                                           _mm512_permutex2var_epi32(vi[6], c, vi[7]));
+      __m512i val = _mm512_mask_blend_epi32(b6, lo, hi);
       __m512i bits = _mm512_or_si512(val, sign);
       if constexpr (kSpecials) {
         // Non-finite: NaN -> quiet NaN with its sign, Inf stays.
