@@ -173,6 +173,9 @@ Encoded Flexpoint::encode(const Tensor& x, const QuantizeArgs& args, FormatState
     }
   });
   e.exponents = Tensor::fromInts({dec}, {1}).to(DType::I16);
+  // Real widths for packedBytes(): N-bit mantissas, an M-bit exponent (as bitsPerValue counts).
+  e.codeBits = mantissaBits();
+  e.exponentBits = options_.exponentBits;
   return e;
 }
 

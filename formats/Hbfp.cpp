@@ -96,6 +96,8 @@ Encoded Hbfp::encode(const Tensor& x, const QuantizeArgs& args, FormatState*) co
   e.blockAxis = x.dim() == 0 ? -1 : normalizeAxis(args.blockAxis, x.dim(), "HBFP block axis");
   e.codes = Tensor::empty(x.shape(), codeType(options_.bits));
   e.exponents = Tensor::empty(exponentShape(x.shape(), args.blockAxis, options_.block), DType::I16);
+  e.codeBits = options_.bits;  // real widths for packedBytes(): N-bit mantissas, 8-bit exponents
+  e.exponentBits = 8;
   detail::HbfpLayout L = layoutOf(x.shape(), args.blockAxis, options_.block);
   detail::HbfpParams p{options_.bits, options_.rounding, args.seed, args.stream, args.step};
   const auto isa = detail::bestKernelIsa();

@@ -175,6 +175,9 @@ TEST_CASE("Flexpoint: spec grammar and storage figure") {
   CHECK(parse("flex8+4:dec_max=16")->spec() == "flex8+4");  // 2^M is the default
   CHECK(parse("flex16+5:sigmas=2.5")->spec() == "flex16+5:sigmas=2.5");
   CHECK(parse("flex16+5")->bitsPerValue({100}) == doctest::Approx(16.05));
+  // Packed: 100 16-bit mantissas and one 5-bit exponent (a whole byte).
+  CHECK(parse("flex16+5")->encode(Tensor::ones({100}), {}).packedBytes() == 201);
+  CHECK(parse("flex12+4")->encode(Tensor::ones({10}), {}).packedBytes() == 15 + 1);
   CHECK_THROWS_WITH_AS(parse("flex16+5:histroy=3"), doctest::Contains("histroy"), Error);
   CHECK_THROWS_AS(parse("flex16"), Error);
   CHECK_THROWS_AS(parse("flex30+5"), Error);

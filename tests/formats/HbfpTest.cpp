@@ -354,6 +354,9 @@ TEST_CASE("HBFP: spec grammar, codes and round trip") {
   CHECK(parse("hbfp4")->encode(x, {}).codes.dtype() == DType::I8);
   CHECK(parse("hbfp12")->encode(x, {}).codes.dtype() == DType::I16);
   CHECK(parse("hbfp24")->encode(x, {}).codes.dtype() == DType::I32);
+  // Packed: 4-bit mantissas and 8-bit exponents (100 values, 2 blocks of 64 along the axis).
+  Encoded e4 = parse("hbfp4")->encode(Tensor::zeros({100}), {});
+  CHECK(e4.packedBytes() == 50 + 2);
   // Last axis: 6 values per line, one (partial) block each.
   CHECK(parse("hbfp8")->bitsPerValue({4, 33, 6}) == doctest::Approx(8.0 + 8.0 / 6));
   CHECK(parse("hbfp8")->bitsPerValue({4, 33, 6}, 1) == doctest::Approx(8.0 + 8.0 / 33));

@@ -279,6 +279,7 @@ TEST_CASE("S2FP8: encode/decode round trip, state, storage figure") {
   CHECK(e.spec == "s2fp8");
   CHECK(f.decode(e).toVector<float>() == q.toVector<float>());
   CHECK(f.bitsPerValue({7, 9}) == doctest::Approx(8.0 + 64.0 / 63));
+  CHECK(e.packedBytes() == 63 + 8);  // payload bytes + FP32 alpha and beta
   CHECK(parse("s2fp8")->spec() == "s2fp8");
   CHECK_THROWS_AS(parse("s2fp8:alpha=2"), Error);
 
