@@ -67,6 +67,7 @@ int writeWithAutoflex(const Flexpoint& f, const float* x, int64_t n, const Quant
   }
   const auto isa = detail::bestKernelIsa();
   const int bits = f.mantissaBits();
+  if (n == 0) return af->nextDec();  // nothing written: the state does not change
   Autoflex next = *af;  // work on a copy: a failing write leaves the caller's state unchanged
   if (!next.initialized()) {
     detail::FlexPass scan = detail::flexScan(x, n, isa);

@@ -231,6 +231,14 @@ TEST_CASE("Autoflex: save and load mid-sequence continues bit-identically") {
   }
 }
 
+TEST_CASE("Autoflex: an empty tensor is no write") {
+  Flexpoint flex;
+  auto state = flex.makeState();
+  CHECK(flex.quantize(Tensor::zeros({0, 3}), {}, state.get()).numel() == 0);
+  CHECK_FALSE(static_cast<Autoflex*>(state.get())->initialized());
+  CHECK(static_cast<Autoflex*>(state.get())->snapshot().writes == 0);
+}
+
 TEST_CASE("Autoflex: metrics and a failed write leave the state unchanged") {
   Flexpoint flex;
   auto state = flex.makeState();
