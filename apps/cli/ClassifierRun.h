@@ -18,6 +18,11 @@ struct ClassifierSpec {
   /// Builds the model for images with `channels` channels and `classes` classes. Its name()
   /// ("resnet20") is recorded in checkpoints and checked on --resume.
   std::function<std::shared_ptr<nn::Model>(int64_t channels, int64_t classes, Rng& rng)> makeModel;
+  /// Optional, used instead of makeModel when set: also given the side of the (square) network
+  /// input after the InputSpec's resize (AlexNet's fc6 width depends on it).
+  std::function<std::shared_ptr<nn::Model>(int64_t channels, int64_t classes, int64_t size,
+                                           Rng& rng)>
+      makeModelForSize;
 };
 
 /// The whole run: data, model, optimizer, precision schedule, resume, the epoch loop with
