@@ -10,5 +10,7 @@ namespace mantissa::cli {
 
 /// mantissa-alexnet: trains AlexNet (original 227x227 or the small-input variant).
 int alexnetApp(int argc, char** argv);
+/// mantissa-gan: trains a WGAN (weight clipping, RMSprop) or a DCGAN on 28x28 or 64x64 images.
+int ganApp(int argc, char** argv);
 
 }  // namespace mantissa::cli
