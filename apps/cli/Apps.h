@@ -12,5 +12,7 @@ namespace mantissa::cli {
 int alexnetApp(int argc, char** argv);
 /// mantissa-gan: trains a WGAN (weight clipping, RMSprop) or a DCGAN on 28x28 or 64x64 images.
 int ganApp(int argc, char** argv);
+/// mantissa-ptq: post-training quantization of a trained classifier for inference.
+int ptqApp(int argc, char** argv);
 
 }  // namespace mantissa::cli
