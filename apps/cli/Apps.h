@@ -14,5 +14,7 @@ int alexnetApp(int argc, char** argv);
 int ganApp(int argc, char** argv);
 /// mantissa-ptq: post-training quantization of a trained classifier for inference.
 int ptqApp(int argc, char** argv);
+/// mantissa-report: plots JSONL training logs (curves per epoch, Autoflex exponents per step).
+int reportApp(int argc, char** argv);
 
 }  // namespace mantissa::cli

@@ -1,0 +1,229 @@
+// mantissa-report: training curves of several runs on one chart, from the apps' JSONL logs.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "apps/cli/Apps.h"
+#include "apps/cli/CommonOptions.h"
+#include "apps/cli/JsonValue.h"
+#include "apps/cli/Plot.h"
+
+namespace mantissa::cli {
+
+namespace {
+
+/// The lines of one log, parsed; a malformed line is an error naming the file and the line.
+std::vector<JsonValue> readLog(const std::string& path) {
+  std::ifstream f(path);
+  MANTISSA_CHECK(f.is_open(), path, ": cannot open the log");
+  std::vector<JsonValue> out;
+  std::string line;
+  int64_t number = 0;
+  while (std::getline(f, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      JsonValue v = JsonValue::parse(line);
+      MANTISSA_CHECK(v.isObject(), "not a JSON object");
+      out.push_back(std::move(v));
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      if (size_t at = msg.rfind(" ["); at != std::string::npos && msg.back() == ']') msg.resize(at);
+      MANTISSA_CHECK(false, path, ":", number, ": not a JSON-lines record (", msg, ")");
+    }
+  }
+  MANTISSA_CHECK(!f.bad(), path, ": read error");
+  return out;
+}
+
+std::string eventOf(const JsonValue& v) {
+  const JsonValue* e = v.find("event");
+  return e && e->isString() ? e->string() : std::string();
+}
+
+/// "r20-flexpoint (flexpoint)": the file's stem and the run's precision from its summary (or
+/// from its last line that names one).
+std::string legendLabel(const std::string& path, const std::vector<JsonValue>& lines) {
+  std::string label = std::filesystem::path(path).stem().string();
+  std::string precision;
+  for (const JsonValue& v : lines) {
+    if (const JsonValue* p = v.find("precision"); p && p->isString()) precision = p->string();
+  }
+  if (!precision.empty() && label.find(precision) == std::string::npos) {
+    label += " (" + precision + ")";
+  }
+  return label;
+}
+
+/// y of `metric` per epoch (x = epoch number, 1-based). A resumed run that repeats an epoch
+/// keeps the later value; null (non-finite) values become gaps.
+PlotSeries epochSeries(const std::string& path, const std::vector<JsonValue>& lines,
+                       const std::string& metric) {
+  std::map<double, double> byEpoch;
+  std::set<std::string> seen;
+  bool anyEpoch = false;
+  for (const JsonValue& v : lines) {
+    if (eventOf(v) != "epoch") continue;
+    anyEpoch = true;
+    for (const auto& [k, m] : v.members()) {
+      if (m.isNumber()) seen.insert(k);
+    }
+    const JsonValue* e = v.find("epoch");
+    const JsonValue* y = v.find(metric);
+    if (!e || !e->isNumber() || !y) continue;
+    byEpoch[e->number() + 1] = y->isNumber() ? y->number() : std::nan("");
+  }
+  MANTISSA_CHECK(anyEpoch, path,
+                 ": no line with \"event\":\"epoch\" (is it a mantissa training log?)");
+  if (byEpoch.empty()) {
+    std::string fields;
+    for (const std::string& k : seen) fields += (fields.empty() ? "" : ", ") + k;
+    MANTISSA_CHECK(false, path, ": no epoch line has '", metric,
+                   "' (--metric; its epoch lines have: ", fields, ")");
+  }
+  PlotSeries s;
+  for (auto& [x, y] : byEpoch) {
+    s.x.push_back(x);
+    s.y.push_back(y);
+  }
+  return s;
+}
+
+/// A per-tensor statistic (default the Autoflex exponent) of `tensor` from the "step" lines'
+/// `formats` objects, over optimizer steps.
+PlotSeries stepSeries(const std::string& path, const std::vector<JsonValue>& lines,
+                      const std::string& tensor, const std::string& stat) {
+  std::map<double, double> byStep;
+  std::set<std::string> tensors, keys;
+  bool anyStep = false;
+  for (const JsonValue& v : lines) {
+    if (eventOf(v) != "step") continue;
+    anyStep = true;
+    const JsonValue* formats = v.find("formats");
+    const JsonValue* step = v.find("step");
+    if (!formats || !formats->isObject() || !step || !step->isNumber()) continue;
+    for (const auto& [k, m] : formats->members()) tensors.insert(k);
+    const JsonValue* t = formats->find(tensor);
+    if (!t || !t->isObject()) continue;
+    for (const auto& [k, m] : t->members()) keys.insert(k);
+    // "exponent" means the forward direction's if the point has one, else the backward's
+    // (an `error` point only quantizes on the way back).
+    const JsonValue* y =
+        stat.find('.') != std::string::npos ? t->find(stat) : t->find("fwd." + stat);
+    if (!y && stat.find('.') == std::string::npos) y = t->find("bwd." + stat);
+    if (!y) continue;
+    byStep[step->number()] = y->isNumber() ? y->number() : std::nan("");
+  }
+  MANTISSA_CHECK(anyStep, path, ": no \"step\" lines (run the app with --metrics-every N)");
+  if (byStep.empty()) {
+    std::string list;
+    const std::set<std::string>& names = keys.empty() ? tensors : keys;
+    size_t shown = 0;
+    for (const std::string& k : names) {
+      if (shown++ == 12) {
+        list += ", ...";
+        break;
+      }
+      list += (list.empty() ? "" : ", ") + k;
+    }
+    if (keys.empty()) {
+      MANTISSA_CHECK(false, path, ": --tensor '", tensor, "' is in no step line (tensors: ", list,
+                     ")");
+    }
+    MANTISSA_CHECK(false, path, ": --tensor '", tensor, "' has no '", stat,
+                   "' (--stat; it has: ", list, ")");
+  }
+  PlotSeries s;
+  for (auto& [x, y] : byStep) {
+    s.x.push_back(x);
+    s.y.push_back(y);
+  }
+  return s;
+}
+
+std::string metricTitle(const std::string& metric) {
+  static const std::map<std::string, std::string> names = {
+      {"test_accuracy", "test accuracy"},      {"train_loss", "training loss"},
+      {"train_accuracy", "training accuracy"}, {"test_loss", "test loss"},
+      {"wasserstein", "Wasserstein estimate"}, {"fid", "Frechet distance (FID-like)"},
+      {"generator_loss", "generator loss"},    {"critic_loss", "critic loss"},
+      {"images_per_sec", "images/s"}};
+  auto it = names.find(metric);
+  return it == names.end() ? metric : it->second;
+}
+
+}  // namespace
+
+int reportApp(int argc, char** argv) {
+  cxxopts::Options options("mantissa-report",
+                           "Plot training curves of several runs from their JSONL logs");
+  options.positional_help("RUN.jsonl...");
+  options.add_options()("output", "chart file: .svg or .png",
+                        cxxopts::value<std::string>()->default_value(""))(
+      "metric",
+      "epoch metric: test_accuracy, train_loss, test_loss, wasserstein, fid, "
+      "generator_loss, critic_loss, ... (any number on the epoch lines)",
+      cxxopts::value<std::string>()->default_value("test_accuracy"))(
+      "tensor",
+      "plot a quantization point's statistic over steps instead, e.g. "
+      "conv1.activation (from --metrics-every step lines)",
+      cxxopts::value<std::string>()->default_value(""))(
+      "stat",
+      "with --tensor: exponent (Autoflex), overflows, saturated, alpha, beta, ... or a "
+      "full key like bwd.exponent",
+      cxxopts::value<std::string>()->default_value("exponent"))(
+      "title", "chart title (default: what is plotted)",
+      cxxopts::value<std::string>()->default_value(""))(
+      "width", "pixels", cxxopts::value<int>()->default_value("900"))(
+      "height", "pixels", cxxopts::value<int>()->default_value("520"))(
+      "runs", "JSONL logs", cxxopts::value<std::vector<std::string>>())("h,help", "show this help");
+  options.parse_positional({"runs"});
+  auto r = options.parse(argc, argv);
+  if (r.count("help")) {
+    std::cout << options.help() << '\n';
+    return 0;
+  }
+  if (!r.count("runs")) throw UsageError("no RUN.jsonl files given");
+  std::string output = r["output"].as<std::string>();
+  if (output.empty()) throw UsageError("--output FILE.svg|FILE.png is required");
+  std::string ext = std::filesystem::path(output).extension().string();
+  if (ext != ".svg" && ext != ".png") {
+    throw UsageError("--output '" + output + "': unknown extension (allowed: .svg, .png)");
+  }
+  std::string metric = r["metric"].as<std::string>();
+  std::string tensor = r["tensor"].as<std::string>();
+  std::string stat = r["stat"].as<std::string>();
+  PlotSpec spec;
+  spec.width = r["width"].as<int>();
+  spec.height = r["height"].as<int>();
+  if (spec.width < 200 || spec.height < 150 || spec.width > 8000 || spec.height > 8000) {
+    throw UsageError("--width/--height must lie in [200, 8000] x [150, 8000]");
+  }
+  for (const std::string& path : r["runs"].as<std::vector<std::string>>()) {
+    std::vector<JsonValue> lines = readLog(path);
+    PlotSeries s =
+        tensor.empty() ? epochSeries(path, lines, metric) : stepSeries(path, lines, tensor, stat);
+    s.label = legendLabel(path, lines);
+    spec.series.push_back(std::move(s));
+  }
+  if (tensor.empty()) {
+    spec.xLabel = "epoch";
+    spec.yLabel = metricTitle(metric);
+  } else {
+    spec.xLabel = "optimizer step";
+    spec.yLabel = tensor + " " + stat;
+  }
+  spec.title = r["title"].as<std::string>();
+  if (spec.title.empty()) spec.title = spec.yLabel + (tensor.empty() ? " per epoch" : " per step");
+  writePlot(spec, output);
+  std::printf("%s: %zu run%s, %s\n", output.c_str(), spec.series.size(),
+              spec.series.size() == 1 ? "" : "s", spec.yLabel.c_str());
+  return 0;
+}
+
+}  // namespace mantissa::cli
