@@ -205,6 +205,34 @@ TEST_CASE("S2FP8: payload is the RNE of the exact map; decode inverts it") {
   }
 }
 
+TEST_CASE("S2FP8: with alpha 1 and beta 0 the map is plain E5M2 RNE, ties to the even code") {
+  // Every midpoint between neighbouring E5M2 magnitudes, and the floats just around it.
+  std::vector<double> mags = e5m2Magnitudes();
+  std::vector<float> v;
+  std::vector<int> expected;
+  for (int k = 1; k < 124; ++k) {
+    float mid = static_cast<float>(0.5 * (mags[k - 1] + mags[k]));  // exact in float
+    v.push_back(mid);
+    expected.push_back((k - 1) % 2 == 0 ? k - 1 : k);
+    v.push_back(std::nextafter(mid, 0.0f));
+    expected.push_back(k - 1);
+    v.push_back(std::nextafter(mid, INFINITY));
+    expected.push_back(k);
+  }
+  fd::S2fp8Tables t = fd::s2fp8Tables(1.0f, 0.0f);
+  for (auto isa : isas()) {
+    CAPTURE(fd::kernelIsaName(isa));
+    std::vector<uint8_t> codes(v.size());
+    std::vector<float> out(v.size());
+    fd::s2fp8Map(v.data(), out.data(), codes.data(), static_cast<int64_t>(v.size()), t, isa);
+    for (size_t i = 0; i < v.size(); ++i) {
+      CAPTURE(v[i]);
+      REQUIRE(codes[i] == expected[i]);
+      REQUIRE(out[i] == static_cast<float>(mags[expected[i]]));
+    }
+  }
+}
+
 TEST_CASE("S2FP8: scalar and AVX-512 kernels agree bit for bit") {
   Rng rng(4);
   std::vector<float> v(20000);
