@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "core/Error.h"
+#include "core/Rng.h"
 #include "formats/detail/Chunked.h"
 #include "formats/detail/Grid.h"
 
@@ -68,9 +69,21 @@ Scale scaleFor(int e, int bits) {
 
 bool isNonFinite(float v) { return !(std::fabs(v) <= FLT_MAX); }
 
-/// Random bits for flat indices [first, first + count).
+/// Random bits for flat indices [first, first + count): stochasticBits() for each index, one
+/// Philox evaluation per 4 elements (lane l of group g gives elements g + l + 16 w, w = 0..3).
 void fillBitsScalar(const StochasticKey& key, uint64_t first, int64_t count, uint32_t* buf) {
-  for (int64_t j = 0; j < count; ++j) buf[j] = stochasticBits(key, first + static_cast<uint64_t>(j));
+  const uint64_t end = first + static_cast<uint64_t>(count);
+  for (uint64_t g = first & ~uint64_t{63}; g < end; g += 64) {
+    for (uint32_t lane = 0; lane < 16; ++lane) {
+      uint64_t c = ((g >> 6) << 4) | lane;
+      auto r = philox4x32({key.k0, key.k1},
+                          {static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), 0u, 0u});
+      for (uint64_t w = 0; w < 4; ++w) {
+        uint64_t idx = g + lane + 16 * w;
+        if (idx >= first && idx < end) buf[idx - first] = r[w];
+      }
+    }
+  }
 }
 
 template <class Out>

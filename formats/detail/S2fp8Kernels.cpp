@@ -99,7 +99,6 @@ constexpr uint32_t kQuietNan = 0x7fc00000u;
 
 int64_t mapScalar(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t) {
   int64_t flushed = 0;
-  const float* tb = t.thresholds + 1;
   for (int64_t i = 0; i < n; ++i) {
     uint32_t u = std::bit_cast<uint32_t>(x[i]);
     uint32_t sign = u & 0x80000000u;
@@ -110,7 +109,10 @@ int64_t mapScalar(const float* x, float* out, uint8_t* codes, int64_t n, const S
       if (codes) codes[i] = static_cast<uint8_t>((sign >> 24) | (nan ? 0x7f : 0x7c));
       continue;
     }
-    int c = static_cast<int>(std::upper_bound(tb, tb + 123, a) - tb);
+    // Branchless binary search over the 128-entry table (entries 124..127 are +Inf): the
+    // same c = max{k : a >= T[k]} as the vector path.
+    int c = 0;
+    for (int step = 64; step > 0; step >>= 1) c += a >= t.thresholds[c + step] ? step : 0;
     if (c == 0 && a != 0.0f) flushed += 1;
     if (out) out[i] = std::bit_cast<float>(sign | std::bit_cast<uint32_t>(t.values[c]));
     if (codes) codes[i] = static_cast<uint8_t>((sign >> 24) | static_cast<uint32_t>(c));
