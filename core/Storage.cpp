@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <new>
 
 #include <sys/mman.h>
@@ -20,17 +22,65 @@ constexpr size_t kHugePageBytes = size_t{2} << 20;
 constexpr size_t kHugePageThreshold = size_t{4} << 20;
 std::atomic<size_t> gLive{0};
 std::atomic<size_t> gPeak{0};
+
+// Freed large blocks are kept for reuse, keyed by their padded size. A training step allocates
+// the same activation and gradient shapes every iteration; without the cache each of them is a
+// fresh mmap whose pages the kernel faults in and clears (measured: ~40% of a ResNet-20 step in
+// page faults, kernel page clearing and munmap). Blocks below kCacheMin go straight to malloc,
+// which already recycles them. The cache is bounded; beyond kCacheMax blocks are returned.
+constexpr size_t kCacheMin = size_t{64} << 10;
+constexpr size_t kCacheMax = size_t{2} << 30;
+
+struct BlockCache {
+  std::mutex mutex;
+  std::multimap<size_t, void*> free;  // padded size -> block
+  size_t bytes = 0;
+
+  void* take(size_t padded) {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = free.find(padded);
+    if (it == free.end()) return nullptr;
+    void* p = it->second;
+    free.erase(it);
+    bytes -= padded;
+    return p;
+  }
+  bool give(void* p, size_t padded) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (bytes + padded > kCacheMax) return false;
+    free.emplace(padded, p);
+    bytes += padded;
+    return true;
+  }
+};
+
+BlockCache& cache() {
+  // Intentionally leaked: storages may be destroyed during static destruction.
+  static BlockCache* c = new BlockCache();
+  return *c;
+}
+
+size_t paddedSize(size_t nbytes, size_t align) {
+  return (std::max<size_t>(nbytes, 1) + align - 1) / align * align;
+}
+
+size_t alignmentFor(size_t nbytes) {
+  return nbytes >= kHugePageThreshold ? kHugePageBytes : Storage::kAlignment;
+}
 }  // namespace
 
 Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
+  const size_t align = alignmentFor(nbytes);
   // aligned_alloc requires a size that is a multiple of the alignment.
-  const size_t align = nbytes >= kHugePageThreshold ? kHugePageBytes : kAlignment;
-  size_t padded = (std::max<size_t>(nbytes, 1) + align - 1) / align * align;
-  data_ = std::aligned_alloc(align, padded);
-  if (!data_) throw std::bad_alloc();
+  const size_t padded = paddedSize(nbytes, align);
+  if (padded >= kCacheMin) data_ = cache().take(padded);
+  if (!data_) {
+    data_ = std::aligned_alloc(align, padded);
+    if (!data_) throw std::bad_alloc();
 #ifdef MADV_HUGEPAGE
-  if (align == kHugePageBytes) madvise(data_, padded, MADV_HUGEPAGE);  // a hint; failure is harmless
+    if (align == kHugePageBytes) madvise(data_, padded, MADV_HUGEPAGE);  // a hint; failure is harmless
 #endif
+  }
   std::memset(data_, 0, padded);
   size_t live = gLive.fetch_add(nbytes) + nbytes;
   size_t peak = gPeak.load();
@@ -39,7 +89,8 @@ Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
 }
 
 Storage::~Storage() {
-  std::free(data_);
+  const size_t padded = paddedSize(nbytes_, alignmentFor(nbytes_));
+  if (padded < kCacheMin || !cache().give(data_, padded)) std::free(data_);
   gLive.fetch_sub(nbytes_);
 }
 
