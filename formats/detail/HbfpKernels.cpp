@@ -35,6 +35,7 @@
 #include "core/Rng.h"
 #include "formats/detail/Chunked.h"
 #include "formats/detail/Grid.h"
+#include "formats/detail/Philox512.h"
 
 namespace mantissa::formats::detail {
 
@@ -195,40 +196,6 @@ HbfpPass stridedScalar(const float* x, Out* out, int16_t* exps, const HbfpLayout
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
-
-inline void mulHiLo(__m512i a, __m512i b, __m512i& hi, __m512i& lo) {
-  __m512i even = _mm512_mul_epu32(a, b);
-  __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), b);
-  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-}
-
-/// Philox-4x32-10 on counters {c + lane, c >> 32, 0, 0} for 16 lanes (core/Rng.cpp rounds):
-/// the words stochasticBits uses for the 64 elements of group c / 16.
-void philox16(uint64_t c, const StochasticKey& key, __m512i out[4]) {
-  const __m512i kM0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
-  const __m512i kM1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  __m512i c0 = _mm512_or_si512(_mm512_set1_epi32(static_cast<int>(c)), lane);
-  __m512i c1 = _mm512_set1_epi32(static_cast<int>(c >> 32));
-  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
-  uint32_t k0 = key.k0, k1 = key.k1;
-  for (int round = 0; round < 10; ++round) {
-    __m512i hi0, lo0, hi1, lo1;
-    mulHiLo(c0, kM0, hi0, lo0);
-    mulHiLo(c2, kM1, hi1, lo1);
-    c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
-    c1 = lo1;
-    c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
-    c3 = lo0;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  out[0] = c0;
-  out[1] = c1;
-  out[2] = c2;
-  out[3] = c3;
-}
 
 /// stochasticBits for flat indices [first, first + count), 64 at a time.
 void fillBitsAvx512(const StochasticKey& key, uint64_t first, int64_t count, uint32_t* buf) {
