@@ -82,13 +82,24 @@ class MeasuringFormat final : public formats::Format {
   std::shared_ptr<PostTrainingQuantizer::Measure> m_;
 };
 
+/// The dot-product layers in depth-first registration order (conv1, layer1.0.conv1, ..., fc:
+/// the order of the forward pass for the bundled models), with their dotted names.
 std::vector<std::pair<std::string, nn::DotProductLayer*>> dotLayers(nn::Module& model) {
   std::vector<std::pair<std::string, nn::DotProductLayer*>> out;
-  for (auto& [name, m] : model.dotProductLayers()) {
-    auto* layer = dynamic_cast<nn::DotProductLayer*>(m ? m.get() : &model);
-    MANTISSA_CHECK(layer != nullptr, "mantissa-ptq: dot-product layer '", name,
-                   "' is not a DotProductLayer");
-    out.emplace_back(name, layer);
+  std::vector<std::pair<std::string, nn::Module*>> stack{{"", &model}};
+  while (!stack.empty()) {
+    auto [name, m] = stack.back();
+    stack.pop_back();
+    if (m->isDotProduct()) {
+      auto* layer = dynamic_cast<nn::DotProductLayer*>(m);
+      MANTISSA_CHECK(layer != nullptr, "mantissa-ptq: dot-product layer '", name,
+                     "' is not a DotProductLayer");
+      out.emplace_back(name, layer);
+    }
+    auto children = m->namedChildren();
+    for (auto it = children.rbegin(); it != children.rend(); ++it) {
+      stack.emplace_back(name.empty() ? it->first : name + "." + it->first, it->second.get());
+    }
   }
   return out;
 }

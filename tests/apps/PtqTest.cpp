@@ -41,6 +41,10 @@ TEST_CASE("Ptq: ffp8:auto per layer on a trained ResNet checkpoint") {
   auto lines = readJsonl(log);
   auto layers = events(lines, "ptq_layer");
   REQUIRE(layers.size() == 8);  // conv1, 3 blocks x 2 convs (shortcut A), fc
+  // In the order of the forward pass.
+  CHECK(layers.front().find("layer")->string() == "conv1");
+  CHECK(layers[1].find("layer")->string() == "layer1.0.conv1");
+  CHECK(layers.back().find("layer")->string() == "fc");
   io::StateDict weights = io::readHdf5(ckpt);
   for (const auto& l : layers) {
     std::string name = l.find("layer")->string();
