@@ -506,7 +506,7 @@ int runGan(const CommonOptions& opts, const GanOptions& gan) {
     } catch (const train::NonFiniteLoss& e) {
       progress.finish();
       std::fprintf(stderr, "mantissa-gan: %s\n", e.what());
-      if (!opts.checkpoint.empty()) {
+      if (!opts.checkpoint.empty() && std::filesystem::exists(opts.checkpoint)) {
         std::fprintf(stderr,
                      "the last good checkpoint is %s; resume with --resume %s "
                      "(optionally with another --precision and --change-precision)\n",

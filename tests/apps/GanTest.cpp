@@ -254,6 +254,27 @@ TEST_CASE("Gan: Frechet distance on a mantissa-resnet classifier") {
   }
 }
 
+TEST_CASE("Gan: a non-finite loss stops the run with exit code 3 and keeps the last checkpoint") {
+  apps::test::TempDir dir;
+  apps::test::writeImages(dir.str(), 64, 32);
+  std::string ckpt = dir.file("d.h5"), log = dir.file("d.jsonl");
+  REQUIRE(gan({.data = dir.str(), .checkpoint = ckpt, .type = cli::GanType::Dcgan, .epochs = 1}) ==
+          0);
+  std::string before = apps::test::readFile(ckpt);
+  // A learning rate of 1e30 makes the first step's weights overflow the next forward pass.
+  CHECK(gan({.data = dir.str(),
+             .checkpoint = ckpt,
+             .resume = ckpt,
+             .log = log,
+             .type = cli::GanType::Dcgan,
+             .lr = 1e30}) == 3);
+  CHECK(apps::test::readFile(ckpt) == before);
+  auto errors = events(readJsonl(log), "error");
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("message")->string().find("non-finite") != std::string::npos);
+  CHECK(errors[0].find("epoch")->number() == 1);
+}
+
 TEST_CASE("Gan: command-line errors name the option") {
   apps::test::TempDir dir;
   apps::test::writeImages(dir.str(), 64, 32);
