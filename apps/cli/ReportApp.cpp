@@ -1,5 +1,6 @@
 // mantissa-report: training curves of several runs on one chart, from the apps' JSONL logs.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -192,6 +193,7 @@ int reportApp(int argc, char** argv) {
   std::string output = r["output"].as<std::string>();
   if (output.empty()) throw UsageError("--output FILE.svg|FILE.png is required");
   std::string ext = std::filesystem::path(output).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (ext != ".svg" && ext != ".png") {
     throw UsageError("--output '" + output + "': unknown extension (allowed: .svg, .png)");
   }
