@@ -113,10 +113,19 @@ Named<formats::QuantPointPtr> Module::namedQuantPoints() const {
 }
 
 Named<std::shared_ptr<Module>> Module::namedModules() const {
+  // Pre-order, depth first (PyTorch's named_modules order): a module, then its whole subtree,
+  // then its next sibling. `first`/`last` selectors rely on it.
   Named<std::shared_ptr<Module>> out;
-  visit("", [&](const Module& m, const std::string& p) {
-    for (const auto& [n, c] : m.children_) out.emplace_back(p + n, c);
-  });
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> stack(children_.rbegin(),
+                                                                      children_.rend());
+  while (!stack.empty()) {
+    auto [name, m] = std::move(stack.back());
+    stack.pop_back();
+    for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it) {
+      stack.emplace_back(name + "." + it->first, it->second);
+    }
+    out.emplace_back(std::move(name), std::move(m));
+  }
   return out;
 }
 

@@ -115,7 +115,7 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
     } catch (const train::NonFiniteLoss& e) {
       progress.finish();
       std::fprintf(stderr, "%s: %s\n", spec.app.c_str(), e.what());
-      if (!opts.checkpoint.empty()) {
+      if (!opts.checkpoint.empty() && std::filesystem::exists(opts.checkpoint)) {
         std::fprintf(stderr, "the last good checkpoint is %s; resume with --resume %s "
                      "(optionally with another --precision and --change-precision)\n",
                      opts.checkpoint.c_str(), opts.checkpoint.c_str());

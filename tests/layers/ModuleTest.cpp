@@ -8,6 +8,7 @@
 #include "core/ops/Reduce.h"
 #include "formats/PrecisionSchedule.h"
 #include "layers/Linear.h"
+#include "layers/models/CifarResNet.h"
 
 using namespace mantissa;
 using namespace mantissa::nn;
@@ -120,4 +121,28 @@ TEST_CASE("Module: policies reach the points named by selectors") {
   CHECK(masters[0].second.format->spec() == "hbfp16");
   CHECK(masters[0].second.blockAxis == 1);
   CHECK(m.describePrecision().find("fc2.activation  fwd=hbfp8  bwd=fp32") != std::string::npos);
+}
+
+TEST_CASE("Module: submodules in depth-first pre-order, so first/last are the input and output layers") {
+  Rng rng(6);
+  nn::CifarResNet net({.depth = 8, .inChannels = 1, .numClasses = 10}, rng);
+  std::vector<std::string> names;
+  for (auto& [n, m] : net.dotProductLayers()) names.push_back(n);
+  CHECK(names == std::vector<std::string>{"conv1", "layer1.0.conv1", "layer1.0.conv2",
+                                          "layer2.0.conv1", "layer2.0.conv2", "layer3.0.conv1",
+                                          "layer3.0.conv2", "fc"});
+  net.setPolicy(FormatPolicy::recipe("hbfp8"));
+  net.applySchedule(formats::PrecisionSchedule::parse("boosters"), 0, 10);
+  for (auto& [n, q] : net.namedQuantPoints()) {
+    if (n.find(".weight") == std::string::npos) continue;
+    bool boosted = n.rfind("conv1.", 0) == 0 || n.rfind("fc.", 0) == 0;
+    CAPTURE(n);
+    CHECK(q->forwardFormat()->spec() == (boosted ? "hbfp6" : "hbfp4"));
+  }
+  std::vector<std::string> modules;
+  for (auto& [n, m] : net.namedModules()) modules.push_back(n);
+  CHECK(modules.at(0) == "conv1");
+  CHECK(modules.at(3) == "layer1");
+  CHECK(modules.at(4) == "layer1.0");
+  CHECK(modules.back() == "fc");
 }
