@@ -309,7 +309,7 @@ TEST_CASE("DataLoader: the position survives an HDF5 checkpoint and resumes bit 
   DataLoaderOptions opts{.batchSize = 4, .shuffle = true, .seed = 77, .transform = augmentation()};
   DataLoader reference(ds, opts);
   std::vector<Batch> expected = collect(reference.epoch(1));
-  test::TempDir dir;
+  data::test::TempDir dir;
   const std::string path = dir.file("ckpt.h5");
   {
     DataLoader loader(ds, opts);

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "tests/TempDir.h"
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,15 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("mantissa-quantize-test-" + std::to_string(::getpid()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using mantissa::test::TempDir;
 
 struct Run {
   int code;
