@@ -4,19 +4,14 @@
 #include <cmath>
 
 #include "core/parallel/ParallelFor.h"
+#include "optim/detail/Lerp.h"
 
 namespace mantissa::optim {
 
 namespace {
 constexpr int64_t kGrain = 1 << 14;
 
-/// PyTorch's CPU lerp: two formulas so the result is exact at both ends of the weight. The
-/// choice depends on the weight only, so it is made once per step (kLowWeight).
-template <bool kLowWeight>
-inline float lerp(float a, float b, float w) {
-  if constexpr (kLowWeight) return a + w * (b - a);
-  else return b - (b - a) * (1.f - w);
-}
+using detail::lerp;
 
 struct AdamScalars {
   float stepSize, bc2Sqrt, w1, beta2, w2, eps, wd, decay;

@@ -3,17 +3,14 @@
 #include <cmath>
 
 #include "core/parallel/ParallelFor.h"
+#include "optim/detail/Lerp.h"
 
 namespace mantissa::optim {
 
 namespace {
 constexpr int64_t kGrain = 1 << 14;
 
-template <bool kLowWeight>
-inline float lerp(float a, float b, float w) {
-  if constexpr (kLowWeight) return a + w * (b - a);
-  else return b - (b - a) * (1.f - w);
-}
+using detail::lerp;
 
 struct RmsScalars {
   float rate, alpha, w, eps, wd, mom;
