@@ -1,4 +1,5 @@
-// mantissa-report: training curves of several runs on one chart, from the apps' JSONL logs.
+// mantissa-report: training curves of several runs on one chart, or a table of their final
+// figures, from the apps' JSONL logs.
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "apps/cli/Apps.h"
 #include "apps/cli/CommonOptions.h"
@@ -147,6 +149,92 @@ PlotSeries stepSeries(const std::string& path, const std::vector<JsonValue>& lin
   return s;
 }
 
+/// The line that sums a run up: its summary, else a post-training-quantization or evaluation
+/// result, else the last epoch line.
+const JsonValue& finalLine(const std::string& path, const std::vector<JsonValue>& lines) {
+  for (const char* event : {"summary", "ptq", "eval", "epoch"}) {
+    for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+      if (eventOf(*it) == event) return *it;
+    }
+  }
+  MANTISSA_CHECK(false, path,
+                 ": no summary, ptq, eval or epoch line (is it a mantissa log?)");
+  return lines.front();  // not reached
+}
+
+/// Columns shown by default, in this order, when any run has them.
+const std::vector<std::string> kDefaultColumns = {
+    "epoch",          "test_accuracy",      "fp32_accuracy", "quantized_accuracy",
+    "accuracy_delta", "test_loss",          "train_loss",    "wasserstein",
+    "fid",            "images_per_sec",     "wall_seconds",  "peak_rss_mib"};
+
+/// One table cell: accuracies (0..1) as percentages with two decimals, the 0-based epoch as
+/// the number of epochs run, other numbers with four significant digits; null is "n/a"
+/// (non-finite), an absent field is empty.
+std::string cell(const std::string& column, const JsonValue* v) {
+  if (!v) return "";
+  if (v->isNull()) return "n/a";
+  if (v->isString()) return v->string();
+  if (!v->isNumber()) return "?";
+  char buf[64];
+  double x = v->number();
+  if (column == "epoch") {
+    std::snprintf(buf, sizeof buf, "%.0f", x + 1);
+  } else if (column.size() >= 8 && column.compare(column.size() - 8, 8, "accuracy") == 0) {
+    std::snprintf(buf, sizeof buf, "%.2f%%", 100 * x);
+  } else if (column == "accuracy_delta") {
+    std::snprintf(buf, sizeof buf, "%+.2f", 100 * x);  // percentage points
+  } else {
+    std::snprintf(buf, sizeof buf, "%.4g", x);
+  }
+  return buf;
+}
+
+/// A Markdown (or CSV) table: one row per log, from its final line.
+std::string renderTable(const std::vector<std::string>& paths,
+                        const std::vector<std::vector<JsonValue>>& logs,
+                        std::vector<std::string> columns, bool csv) {
+  std::vector<const JsonValue*> rows;
+  for (size_t i = 0; i < logs.size(); ++i) rows.push_back(&finalLine(paths[i], logs[i]));
+  if (columns.empty()) {
+    for (const std::string& c : kDefaultColumns) {
+      bool any = std::any_of(rows.begin(), rows.end(),
+                             [&](const JsonValue* r) { return r->find(c) != nullptr; });
+      if (any) columns.push_back(c);
+    }
+  } else {
+    for (const std::string& c : columns) {
+      bool any = std::any_of(rows.begin(), rows.end(),
+                             [&](const JsonValue* r) { return r->find(c) != nullptr; });
+      MANTISSA_CHECK(any, "--columns: no log's final line has '", c, "'");
+    }
+  }
+  std::ostringstream out;
+  auto line = [&](const std::vector<std::string>& cells) {
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (csv) {
+        out << (i ? "," : "") << cells[i];
+      } else {
+        out << "| " << cells[i] << ' ';
+      }
+    }
+    out << (csv ? "\n" : "|\n");
+  };
+  std::vector<std::string> header = {"run", "precision"};
+  header.insert(header.end(), columns.begin(), columns.end());
+  line(header);
+  if (!csv) line(std::vector<std::string>(header.size(), "---"));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::vector<std::string> cells = {std::filesystem::path(paths[i]).stem().string()};
+    const JsonValue* p = rows[i]->find("precision");
+    if (!p) p = rows[i]->find("format");
+    cells.push_back(p && p->isString() ? p->string() : "");
+    for (const std::string& c : columns) cells.push_back(cell(c, rows[i]->find(c)));
+    line(cells);
+  }
+  return out.str();
+}
+
 std::string metricTitle(const std::string& metric) {
   static const std::map<std::string, std::string> names = {
       {"test_accuracy", "test accuracy"},      {"train_loss", "training loss"},
@@ -182,6 +270,11 @@ int reportApp(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value(""))(
       "width", "pixels", cxxopts::value<int>()->default_value("900"))(
       "height", "pixels", cxxopts::value<int>()->default_value("520"))(
+      "table",
+      "instead of a chart: a table of each run's final figures (Markdown; CSV if --output "
+      "ends in .csv; stdout without --output)")(
+      "columns", "with --table: comma-separated fields (default: the usual ones present)",
+      cxxopts::value<std::vector<std::string>>()->default_value(""))(
       "runs", "JSONL logs", cxxopts::value<std::vector<std::string>>())("h,help", "show this help");
   options.parse_positional({"runs"});
   auto r = options.parse(argc, argv);
@@ -191,9 +284,32 @@ int reportApp(int argc, char** argv) {
   }
   if (!r.count("runs")) throw UsageError("no RUN.jsonl files given");
   std::string output = r["output"].as<std::string>();
-  if (output.empty()) throw UsageError("--output FILE.svg|FILE.png is required");
   std::string ext = std::filesystem::path(output).extension().string();
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (r.count("table")) {
+    if (!output.empty() && ext != ".md" && ext != ".csv") {
+      throw UsageError("--output '" + output + "': a --table is .md or .csv");
+    }
+    std::vector<std::string> paths = r["runs"].as<std::vector<std::string>>(), columns;
+    for (const std::string& c : r["columns"].as<std::vector<std::string>>()) {
+      if (!c.empty()) columns.push_back(c);
+    }
+    std::vector<std::vector<JsonValue>> logs;
+    for (const std::string& path : paths) logs.push_back(readLog(path));
+    std::string table = renderTable(paths, logs, columns, ext == ".csv");
+    if (output.empty()) {
+      std::cout << table;
+      return 0;
+    }
+    std::ofstream f(output);
+    MANTISSA_CHECK(f.is_open(), output, ": cannot write the table (--output)");
+    f << table;
+    f.close();
+    MANTISSA_CHECK(f.good(), output, ": write error (--output)");
+    std::printf("%s: %zu run%s\n", output.c_str(), paths.size(), paths.size() == 1 ? "" : "s");
+    return 0;
+  }
+  if (output.empty()) throw UsageError("--output FILE.svg|FILE.png is required");
   if (ext != ".svg" && ext != ".png") {
     throw UsageError("--output '" + output + "': unknown extension (allowed: .svg, .png)");
   }

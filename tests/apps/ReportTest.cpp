@@ -164,6 +164,38 @@ TEST_CASE("Report: several runs on one well-formed SVG, one path per run") {
   }
 }
 
+TEST_CASE("Report: --table lists each run's final figures") {
+  apps::test::TempDir dir;
+  std::string a = dir.file("r20-flex.jsonl"), b = dir.file("base.jsonl"), p = dir.file("ptq.jsonl");
+  write(a, kRunA);
+  write(b, kRunB);
+  write(p, R"({"event":"ptq_layer","layer":"conv1"})"
+           "\n"
+           R"({"event":"ptq","format":"e4m3","fp32_accuracy":0.9125,"quantized_accuracy":0.9031,"accuracy_delta":-0.0094})"
+           "\n");
+  std::string md = dir.file("t.md");
+  REQUIRE(runApp(cli::reportApp, "mantissa-report", {a, b, p, "--table", "--output", md}) == 0);
+  std::string t = readFile(md);
+  // Run A's summary line, run B's last epoch line (epoch 1 = 2 epochs run), the ptq line.
+  CHECK(t.find("| run | precision | epoch | test_accuracy | fp32_accuracy | quantized_accuracy "
+               "| accuracy_delta | train_loss | wall_seconds |\n") == 0);
+  CHECK(t.find("| r20-flex | flexpoint | 3 | 80.00% |  |  |  |  | 3 |\n") != std::string::npos);
+  CHECK(t.find("| base |  | 2 | 60.00% |  |  |  | 1 |  |\n") != std::string::npos);
+  CHECK(t.find("| ptq | e4m3 |  |  | 91.25% | 90.31% | -0.94 |  |  |\n") != std::string::npos);
+
+  std::string csv = dir.file("t.csv");
+  REQUIRE(runApp(cli::reportApp, "mantissa-report",
+                 {a, b, "--table", "--columns", "test_accuracy,train_loss", "--output", csv}) == 0);
+  CHECK(readFile(csv) == "run,precision,test_accuracy,train_loss\n"
+                         "r20-flex,flexpoint,80.00%,\n"
+                         "base,,60.00%,1\n");
+  CHECK_THROWS_WITH_AS(runApp(cli::reportApp, "mantissa-report",
+                              {a, "--table", "--columns", "fid", "--output", csv}),
+                       doctest::Contains("--columns: no log's final line has 'fid'"), Error);
+  CHECK_THROWS_AS(runApp(cli::reportApp, "mantissa-report", {a, "--table", "--output", dir.file("t.svg")}),
+                  cli::UsageError);
+}
+
 TEST_CASE("Report: bad inputs name the file, line or option") {
   apps::test::TempDir dir;
   std::string a = dir.file("a.jsonl"), out = dir.file("x.svg");
