@@ -309,15 +309,16 @@ def main():
                     "infer_ms": "%.2f" % (1e3 * infer),
                     "infer_images_per_sec": "%.1f" % (batch / infer),
                     "peak_rss_mib": "%.1f" % peak_rss_mib()})
-                print("params %s %d" % (name, params), file=sys.stderr)
+                if threads == args.threads[0] and batch == args.batch[0]:
+                    print("params %s %d" % (name, params), file=sys.stderr)
 
     if args.csv:
         with open(args.csv, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=FIELDS)
+            w = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
             w.writeheader()
             w.writerows(rows)
     else:
-        w = csv.DictWriter(sys.stdout, fieldnames=FIELDS)
+        w = csv.DictWriter(sys.stdout, fieldnames=FIELDS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
         print()
