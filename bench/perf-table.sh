@@ -13,7 +13,8 @@
 # Each model runs in its own process (so peak RSS is per model).
 #
 # Options:
-#   --quick            a ~2-minute version: fewer rounds, ResNet-110 and batch 256 left out
+#   --quick            a short version (about a third of the time): 2 rounds, 1 warm-up step,
+#                      no ResNet-110, batches 64,128
 #   --threads LIST     thread counts (default 1,2; the formats/batch/depth sections use the last)
 #   --batch N          main batch size (default 128)
 #   --batches LIST     batch sweep (default 32,64,128,256)
@@ -85,6 +86,7 @@ pytorch() {  # pytorch <csv> <compare.py options...>
 }
 
 START=$(date +%s)
+LOAD_BEFORE=$(uptime)
 # formats: every recipe on ResNet-20, twice the rounds (the ratios are the figure of interest).
 mantissa $((2 * ROUNDS)) "$OUT/m-formats.csv" --models resnet20 --recipes "$RECIPES" --threads "$MAIN_T" --batch "$BATCH"
 # compare: fp32 per model, one process each (peak RSS per model).
@@ -102,5 +104,14 @@ log "measured in $(( $(date +%s) - START )) s; raw CSVs in $OUT"
 
 "$PYTHON" "$HERE/perf-table-merge.py" --dir "$OUT" --threads "$THREADS" --batch "$BATCH" \
   --batches "$BATCHES" --depths "$DEPTHS" --models "$MODELS" --csv "$OUT/perf-table.csv" \
-  | tee "$OUT/perf-table.md"
+  > "$OUT/perf-table.md"
+{
+  echo
+  echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') in $(( $(date +%s) - START )) s on $(nproc) cores" \
+       "($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), Mantissa $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$HERE" diff --quiet HEAD -- "$HERE/.." 2>/dev/null || echo ' with uncommitted changes')," \
+       "$([[ $PYTORCH == 1 ]] && "$PYTHON" -c 'import torch; print("PyTorch", torch.__version__)' || echo 'no PyTorch');" \
+       "--threads $THREADS --batch $BATCH --rounds $ROUNDS --warmup $WARMUP."
+  echo "Load before: ${LOAD_BEFORE#*load average: }; after: $(uptime | sed 's/.*load average: //') (uptime load averages, 1/5/15 min)."
+} >> "$OUT/perf-table.md"
+cat "$OUT/perf-table.md"
 log "table: $OUT/perf-table.md and $OUT/perf-table.csv"
