@@ -106,7 +106,9 @@ class ClassifierWorkload : public Workload {
 class DcganWorkload : public Workload {
  public:
   DcganWorkload(const std::string& recipe, const Tensor& real)
-      : real_(real), noise_(11), ones_(Tensor::ones({real.size(0)})),
+      : real_(real),
+        noise_(11),
+        ones_(Tensor::ones({real.size(0)})),
         zeros_(Tensor::zeros({real.size(0)})) {
     Rng rng(7);
     gen_ = std::make_shared<nn::DcganGenerator>(
@@ -177,15 +179,16 @@ std::unique_ptr<Workload> makeWorkload(const std::string& name, const std::strin
   Rng rng(7);
   std::shared_ptr<nn::Model> model;
   if (name == "alexnet-small") {
-    model = std::make_shared<nn::AlexNet>(
-        nn::AlexNetOptions{.variant = nn::AlexNetVariant::Small, .inChannels = 1,
-                           .numClasses = kClasses, .inputSize = kSide},
-        rng);
+    model = std::make_shared<nn::AlexNet>(nn::AlexNetOptions{.variant = nn::AlexNetVariant::Small,
+                                                             .inChannels = 1,
+                                                             .numClasses = kClasses,
+                                                             .inputSize = kSide},
+                                          rng);
   } else if (name.rfind("resnet", 0) == 0 && name.size() > 6 &&
              name.find_first_not_of("0123456789", 6) == std::string::npos) {
     model = std::make_shared<nn::CifarResNet>(
-        nn::CifarResNetOptions{.depth = std::stoi(name.substr(6)), .inChannels = 1,
-                               .numClasses = kClasses},
+        nn::CifarResNetOptions{
+            .depth = std::stoi(name.substr(6)), .inChannels = 1, .numClasses = kClasses},
         rng);
   } else {
     throw std::runtime_error("--models: unknown model '" + name +
@@ -274,20 +277,26 @@ std::vector<Row> measureGroup(const std::string& model, int64_t batch, const Con
     }
   }
   // Ratios to fp32 when it was measured, else to the first recipe.
-  auto baseIt = std::find_if(runs.begin(), runs.end(), [](const Run& r) { return r.recipe == "fp32"; });
+  auto baseIt =
+      std::find_if(runs.begin(), runs.end(), [](const Run& r) { return r.recipe == "fp32"; });
   const Run& base = baseIt != runs.end() ? *baseIt : runs.front();
   const double baseTrain = median(base.trainSeconds), baseInfer = median(base.inferSeconds);
   std::vector<Row> rows;
   for (const Run& run : runs) {
-    Row r{.model = model, .recipe = run.recipe, .base = base.recipe, .threads = numThreads(),
-          .batch = batch, .params = run.work->numParameters()};
+    Row r{.model = model,
+          .recipe = run.recipe,
+          .base = base.recipe,
+          .threads = numThreads(),
+          .batch = batch,
+          .params = run.work->numParameters()};
     r.trainS = median(run.trainSeconds);
     r.inferS = median(run.inferSeconds);
     r.trainRatio = r.trainS / baseTrain;
     r.inferRatio = cfg.inference ? r.inferS / baseInfer : 0;
     r.stateMiB = static_cast<double>(run.stateBytes) / kMiB;
     r.trainPeakMiB = static_cast<double>(run.stateBytes + run.trainExtra) / kMiB;
-    r.inferPeakMiB = cfg.inference ? static_cast<double>(run.stateBytes + run.inferExtra) / kMiB : 0;
+    r.inferPeakMiB =
+        cfg.inference ? static_cast<double>(run.stateBytes + run.inferExtra) / kMiB : 0;
     r.rssMiB = peakRssMiB();
     rows.push_back(r);
   }
@@ -302,12 +311,13 @@ std::string csv(const std::vector<Row>& rows) {
   char line[512];
   for (const Row& r : rows) {
     const bool inf = r.inferS > 0;
-    std::snprintf(line, sizeof line,
-                  "mantissa,%s,%s,%d,%lld,%lld,%.2f,%.1f,%.2f,%.1f,%s,%.3f,%.3f,%.1f,%.1f,%.1f,%.1f\n",
-                  r.model.c_str(), r.recipe.c_str(), r.threads, static_cast<long long>(r.batch),
-                  static_cast<long long>(r.params), 1e3 * r.trainS, r.batch / r.trainS,
-                  1e3 * r.inferS, inf ? r.batch / r.inferS : 0.0, r.base.c_str(), r.trainRatio,
-                  r.inferRatio, r.stateMiB, r.trainPeakMiB, r.inferPeakMiB, r.rssMiB);
+    std::snprintf(
+        line, sizeof line,
+        "mantissa,%s,%s,%d,%lld,%lld,%.2f,%.1f,%.2f,%.1f,%s,%.3f,%.3f,%.1f,%.1f,%.1f,%.1f\n",
+        r.model.c_str(), r.recipe.c_str(), r.threads, static_cast<long long>(r.batch),
+        static_cast<long long>(r.params), 1e3 * r.trainS, r.batch / r.trainS, 1e3 * r.inferS,
+        inf ? r.batch / r.inferS : 0.0, r.base.c_str(), r.trainRatio, r.inferRatio, r.stateMiB,
+        r.trainPeakMiB, r.inferPeakMiB, r.rssMiB);
     os << line;
   }
   return os.str();
@@ -355,22 +365,30 @@ int main(int argc, char** argv) {
   cxxopts::Options options("mantissa-bench-train",
                            "Training and inference throughput, memory and parameters per model "
                            "and precision recipe (ratios to fp32 in the same run)");
+  // clang-format off
   options.add_options()
-      ("models", "comma-separated: resnet20, resnet56, resnet110 (any resnet<6n+2>), alexnet-small, dcgan",
+      ("models", "comma-separated: resnet20, resnet56, resnet110 (any resnet<6n+2>), "
+                 "alexnet-small, dcgan",
        cxxopts::value<std::vector<std::string>>()->default_value("resnet20"))
       ("model", "same as --models", cxxopts::value<std::vector<std::string>>())
-      ("batch", "comma-separated batch sizes", cxxopts::value<std::vector<int64_t>>()->default_value("128"))
+      ("batch", "comma-separated batch sizes",
+       cxxopts::value<std::vector<int64_t>>()->default_value("128"))
       ("threads", "comma-separated thread counts (0 = all cores)",
        cxxopts::value<std::vector<int>>()->default_value("0"))
-      ("rounds", "timed rounds (one step per recipe each; median)", cxxopts::value<int>()->default_value("10"))
-      ("warmup", "untimed steps per recipe before timing", cxxopts::value<int>()->default_value("2"))
-      ("recipes", "comma-separated precision recipes", cxxopts::value<std::vector<std::string>>()->default_value(
-          "fp32,flexpoint,hbfp8,boosters,s2fp8,fp8,bf16"))
+      ("rounds", "timed rounds (one step per recipe each; median)",
+       cxxopts::value<int>()->default_value("10"))
+      ("warmup", "untimed steps per recipe before timing (>= 1: the state is counted after them)",
+       cxxopts::value<int>()->default_value("2"))
+      ("recipes", "comma-separated precision recipes",
+       cxxopts::value<std::vector<std::string>>()->default_value(
+           "fp32,flexpoint,hbfp8,boosters,s2fp8,fp8,bf16"))
       ("no-inference", "time training only")
-      ("csv", "write the CSV here instead of stdout", cxxopts::value<std::string>()->default_value(""))
+      ("csv", "write the CSV here instead of stdout",
+       cxxopts::value<std::string>()->default_value(""))
       ("markdown", "write the Markdown table here instead of stdout",
        cxxopts::value<std::string>()->default_value(""))
       ("h,help", "this help");
+  // clang-format on
   try {
     auto r = options.parse(argc, argv);
     if (r.count("help")) {
@@ -385,15 +403,20 @@ int main(int argc, char** argv) {
                .rounds = r["rounds"].as<int>(),
                .warmup = r["warmup"].as<int>(),
                .inference = r.count("no-inference") == 0};
-    if (cfg.rounds < 1 || cfg.warmup < 0) throw std::runtime_error("--rounds must be >= 1 and --warmup >= 0");
-    if (cfg.recipes.empty() || models.empty()) throw std::runtime_error("--recipes and --models must not be empty");
+    if (cfg.rounds < 1 || cfg.warmup < 1)
+      throw std::runtime_error("--rounds and --warmup must be >= 1");
+    if (cfg.recipes.empty() || models.empty())
+      throw std::runtime_error("--recipes and --models must not be empty");
     for (int64_t b : batches) {
-      if (b < 1) throw std::runtime_error("--batch: sizes must be positive, got " + std::to_string(b));
+      if (b < 1)
+        throw std::runtime_error("--batch: sizes must be positive, got " + std::to_string(b));
     }
     for (int t : threads) {
-      if (t < 0) throw std::runtime_error("--threads: counts must be >= 0, got " + std::to_string(t));
+      if (t < 0)
+        throw std::runtime_error("--threads: counts must be >= 0, got " + std::to_string(t));
     }
-    for (const auto& m : models) makeWorkload(m, cfg.recipes.front(), makeBatch(m, 1));  // fail early
+    for (const auto& m : models)
+      makeWorkload(m, cfg.recipes.front(), makeBatch(m, 1));  // fail early
     const int allThreads = numThreads();
 
     std::vector<Row> rows;
@@ -407,7 +430,8 @@ int main(int argc, char** argv) {
         }
       }
     }
-    const std::string csvPath = r["csv"].as<std::string>(), mdPath = r["markdown"].as<std::string>();
+    const std::string csvPath = r["csv"].as<std::string>(),
+                      mdPath = r["markdown"].as<std::string>();
     writeOrPrint(csvPath, csv(rows), "--csv");
     if (csvPath.empty()) std::cout << '\n';
     writeOrPrint(mdPath, markdown(rows), "--markdown");
