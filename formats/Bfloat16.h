@@ -15,6 +15,7 @@ class Bfloat16 final : public detail::GridFormat {
 
   std::string spec() const override;
   double bitsPerValue(const Shape&, int64_t = -1) const override { return 16.0; }
+  int significandBits() const override { return 8; }
   Encoded encode(const Tensor& x, const QuantizeArgs& args,
                  FormatState* state = nullptr) const override;
   Tensor decode(const Encoded& e) const override;

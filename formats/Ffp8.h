@@ -39,6 +39,8 @@ class Ffp8 final : public detail::GridFormat {
 
   std::string spec() const override { return params_.spec(); }
   double bitsPerValue(const Shape&, int64_t = -1) const override { return 8.0; }
+  /// f + 1 (implicit bit) with an exponent field, f (<= 8) for the fixed-point e = 0.
+  int significandBits() const override { return params_.e > 0 ? params_.f + 1 : params_.f; }
   Encoded encode(const Tensor& x, const QuantizeArgs& args,
                  FormatState* state = nullptr) const override;
   Tensor decode(const Encoded& e) const override;
@@ -92,6 +94,8 @@ class Ffp8Auto final : public Format {
  public:
   std::string spec() const override { return "ffp8:auto"; }
   double bitsPerValue(const Shape&, int64_t = -1) const override { return 8.0; }
+  /// Every candidate has s + e + f = 8, so at most 8 significant bits.
+  int significandBits() const override { return 8; }
   std::unique_ptr<FormatState> makeState() const override;
   Tensor quantize(const Tensor& x, const QuantizeArgs& args,
                   FormatState* state = nullptr) const override;

@@ -96,6 +96,11 @@ class Format {
   /// True when the result depends on `QuantizeArgs::blockAxis` (HBFP). Layers re-quantize such
   /// operands for each GEMM along that GEMM's reduction axis; other formats are quantized once.
   virtual bool isBlocked() const { return false; }
+  /// Upper bound on the significant bits (implicit bit included) of any value `quantize`
+  /// returns: 8 for bf16 and for every 8-bit float/FFP8 and hbfpN with N <= 9, whose values
+  /// bf16 therefore holds exactly within its exponent range (the bf16 GEMM path, docs/ops.md).
+  /// 24 (no bound below FP32) unless a format says otherwise.
+  virtual int significandBits() const { return 24; }
   /// Fresh adaptive state, or null for stateless formats.
   virtual std::unique_ptr<FormatState> makeState() const { return nullptr; }
   /// Snaps `x` onto the grid. `state` must be the result of makeState() (null if none) and is

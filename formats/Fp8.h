@@ -20,6 +20,7 @@ class Fp8 final : public detail::GridFormat {
   /// "e4m3", "e4m3:sat=0", "e5m2:round=stochastic", "e5m2:sat=0,round=stochastic".
   std::string spec() const override;
   double bitsPerValue(const Shape&, int64_t = -1) const override { return 8.0; }
+  int significandBits() const override { return kind_ == Kind::E4M3 ? 4 : 3; }
   Encoded encode(const Tensor& x, const QuantizeArgs& args,
                  FormatState* state = nullptr) const override;
   Tensor decode(const Encoded& e) const override;

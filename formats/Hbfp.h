@@ -34,6 +34,8 @@ class Hbfp : public Format {
   /// N + 8 * numBlocks / numel (the last, partial block of each line counted as a block).
   double bitsPerValue(const Shape& shape, int64_t blockAxis = -1) const override;
   bool isBlocked() const override { return true; }
+  /// N - 1: the magnitude of a mantissa is below 2^(N-1).
+  int significandBits() const override { return options_.bits - 1; }
   Tensor quantize(const Tensor& x, const QuantizeArgs& args,
                   FormatState* state = nullptr) const override;
   /// Codes: mantissas (I8 for N <= 8, I16 for N <= 16, I32 above) in the tensor's shape;

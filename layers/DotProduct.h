@@ -18,6 +18,13 @@ namespace mantissa::nn {
 /// Blocked formats (HBFP) are re-quantized for each GEMM along that GEMM's reduction axes
 /// (A.3); other formats quantize each tensor once and reuse it, so adaptive state (Autoflex,
 /// S2FP8) advances exactly once per tensor and step.
+///
+/// bf16 GEMM path (docs/ops.md): when both operands of a GEMM come from formats with at most 8
+/// significant bits (Format::significandBits: bf16, e4m3, e5m2, FFP8, hbfpN with N <= 9) and
+/// their values pass the exactness check of ops::detail::toBf16Exact, the GEMM runs on oneDNN's
+/// bf16 primitives: the FP32 emulation's result up to summation order, at up to twice the rate.
+/// Operands kept for backward are then kept as bf16 (half the bytes). setBf16GemmEnabled
+/// (core/ops/Linalg.h) turns it off.
 class DotProductLayer : public Module {
  public:
   explicit DotProductLayer(std::string typeName);

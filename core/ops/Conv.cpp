@@ -2,7 +2,7 @@
 
 #include "core/autograd/Autograd.h"
 #include "core/ops/Reduce.h"
-#include "core/parallel/detail/Dnnl.h"
+#include "core/ops/detail/DnnlBf16.h"
 
 namespace mantissa {
 
@@ -10,6 +10,8 @@ namespace {
 
 using dnnl::memory;
 namespace dd = mantissa::detail;
+namespace od = mantissa::ops::detail;
+using DataType = memory::data_type;
 
 /// Everything oneDNN needs to know about one convolution or deconvolution, derived once from
 /// the Mantissa shapes and options (and validated there, so every kernel reports the same error).
@@ -126,22 +128,27 @@ struct DeconvKind {
 // the 128x64x32x32 3x3 benchmark (docs/ops.md): the blocked JIT kernels plus reorders run
 // forward+backward about 3x faster than the plain-layout GEMM kernels, and deconvolution has
 // no plain-layout JIT kernel at all.
-memory::desc anyWeights(const Geometry& g) {
-  return memory::desc(g.weightDims, memory::data_type::f32, memory::format_tag::any);
+// bf16 operands (od::isBf16Bits) get bf16 src / weights / diff_dst descriptors; results (dst,
+// diff_src, diff_weights) and the bias stay F32, so the primitives accumulate in FP32.
+memory::desc anyWeights(const Geometry& g, DataType dt = DataType::f32) {
+  return memory::desc(g.weightDims, dt, memory::format_tag::any);
 }
-memory::desc plainWeights(const Geometry& g) {
-  return memory::desc(g.weightDims, memory::data_type::f32, g.weightTag);
+memory::desc plainWeights(const Geometry& g, DataType dt = DataType::f32) {
+  return memory::desc(g.weightDims, dt, g.weightTag);
 }
+memory::desc anyOperand(const Shape& s, DataType dt) { return od::retyped(dd::anyDesc(s), dt); }
+memory::desc plainOperand(const Shape& s, DataType dt) { return od::retyped(dd::plainDesc(s), dt); }
 memory::desc biasDesc(const Geometry& g) { return dd::plainDesc({g.output[1]}); }
 
 template <class K>
-typename K::Fwd::primitive_desc forwardPd(const Geometry& g, bool withBias) {
+typename K::Fwd::primitive_desc forwardPd(const Geometry& g, bool withBias,
+                                          DataType dt = DataType::f32) {
   using D = typename K::Fwd::desc;
   const auto prop = dnnl::prop_kind::forward_training;
-  D d = withBias ? D(prop, K::kAlg, dd::anyDesc(g.input), anyWeights(g), biasDesc(g),
+  D d = withBias ? D(prop, K::kAlg, anyOperand(g.input, dt), anyWeights(g, dt), biasDesc(g),
                      dd::anyDesc(g.output), g.strides, g.dilates, g.padL, g.padR)
-                 : D(prop, K::kAlg, dd::anyDesc(g.input), anyWeights(g), dd::anyDesc(g.output),
-                     g.strides, g.dilates, g.padL, g.padR);
+                 : D(prop, K::kAlg, anyOperand(g.input, dt), anyWeights(g, dt),
+                     dd::anyDesc(g.output), g.strides, g.dilates, g.padL, g.padR);
   return typename K::Fwd::primitive_desc(d, dd::dnnlAttr(), dd::dnnlEngine());
 }
 
@@ -161,53 +168,71 @@ void checkGradOut(const char* op, const Tensor& gradOut, const Geometry& g) {
                  ", expected ", toString(g.output), " (", g.text, ")");
 }
 
+/// Contiguous detached operand (F32 or bf16 bit patterns); errors name `op` and `what`.
+Tensor operandInput(const Tensor& t, const char* op, const char* what) {
+  MANTISSA_CHECK(t.defined(), op, ": undefined ", what);
+  return od::isBf16Bits(t) ? t.detach().contiguous() : dd::kernelInput(t, op, what);
+}
+
 template <class K>
 Tensor forwardKernel(const char* op, const Geometry& g, const Tensor& x, const Tensor& w,
                      const Tensor& b) {
-  Tensor xc = dd::kernelInput(x, op, "input"), wc = dd::kernelInput(w, op, "weight"), bc;
+  const DataType dt = od::pairType(op, x, w);
+  Tensor xc = operandInput(x, op, "input"), wc = operandInput(w, op, "weight"), bc;
   if (b.defined()) {
     bc = dd::kernelInput(b, op, "bias");
     MANTISSA_CHECK(bc.shape() == Shape{g.output[1]}, op, ": bias has shape ",
                    toString(bc.shape()), ", expected [", g.output[1], "] (", g.text, ")");
   }
   Tensor out = Tensor::empty(g.output);
-  dd::dnnlCall(op, g.text, [&] {
-    auto pd = forwardPd<K>(g, b.defined());
+  const bool done = dd::dnnlCall(op, g.text, [&] {
+    auto pd = forwardPd<K>(g, b.defined(), dt);
+    if (dt == DataType::bf16 && od::isReference(pd)) return false;
     dd::ScratchOwner s1, s2, s3;
     memory::desc outPlain = dd::plainDesc(g.output);
     memory dst = resultMemory(out, outPlain, pd.dst_desc(), s3);
     std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, dd::toLayout(dd::wrap(xc), pd.src_desc(), s1)},
-        {DNNL_ARG_WEIGHTS, dd::toLayout(dd::wrap(wc, plainWeights(g)), pd.weights_desc(), s2)},
+        {DNNL_ARG_SRC, dd::toLayout(od::wrapOperand(xc, plainOperand(g.input, dt)), pd.src_desc(), s1)},
+        {DNNL_ARG_WEIGHTS, dd::toLayout(od::wrapOperand(wc, plainWeights(g, dt)), pd.weights_desc(), s2)},
         {DNNL_ARG_DST, dst}};
     if (b.defined()) args[DNNL_ARG_BIAS] = dd::wrap(bc);
     dd::execute(typename K::Fwd(pd), args);
     finishResult(dst, out, outPlain);
+    return true;
   });
-  return out;
+  if (done) return out;
+  // bf16 operands, but oneDNN has only its reference kernel for this geometry: the FP32 JIT
+  // kernel on the widened (identical) values is much faster.
+  od::countBf16NoKernel();
+  return forwardKernel<K>(op, g, od::widenBf16(xc), od::widenBf16(wc), b);
 }
 
 template <class K>
 Tensor backwardDataKernel(const char* op, const Geometry& g, const Tensor& gradOut,
                           const Tensor& w) {
   checkGradOut(op, gradOut, g);
-  Tensor gc = dd::kernelInput(gradOut, op, "gradOut"), wc = dd::kernelInput(w, op, "weight");
+  const DataType dt = od::pairType(op, gradOut, w);
+  Tensor gc = operandInput(gradOut, op, "gradOut"), wc = operandInput(w, op, "weight");
   Tensor gx = Tensor::empty(g.input);
-  dd::dnnlCall(op, g.text, [&] {
+  const bool done = dd::dnnlCall(op, g.text, [&] {
     typename K::BwdData::primitive_desc pd(
-        typename K::BwdData::desc(K::kAlg, dd::anyDesc(g.input), anyWeights(g),
-                                  dd::anyDesc(g.output), g.strides, g.dilates, g.padL, g.padR),
-        dd::dnnlAttr(), dd::dnnlEngine(), forwardPd<K>(g, false));
+        typename K::BwdData::desc(K::kAlg, dd::anyDesc(g.input), anyWeights(g, dt),
+                                  anyOperand(g.output, dt), g.strides, g.dilates, g.padL, g.padR),
+        dd::dnnlAttr(), dd::dnnlEngine(), forwardPd<K>(g, false, dt));
+    if (dt == DataType::bf16 && od::isReference(pd)) return false;
     dd::ScratchOwner s1, s2, s3;
     memory::desc inPlain = dd::plainDesc(g.input);
     memory diffSrc = resultMemory(gx, inPlain, pd.diff_src_desc(), s3);
     dd::execute(typename K::BwdData(pd),
-                {{DNNL_ARG_DIFF_DST, dd::toLayout(dd::wrap(gc), pd.diff_dst_desc(), s1)},
-                 {DNNL_ARG_WEIGHTS, dd::toLayout(dd::wrap(wc, plainWeights(g)), pd.weights_desc(), s2)},
+                {{DNNL_ARG_DIFF_DST, dd::toLayout(od::wrapOperand(gc, plainOperand(g.output, dt)), pd.diff_dst_desc(), s1)},
+                 {DNNL_ARG_WEIGHTS, dd::toLayout(od::wrapOperand(wc, plainWeights(g, dt)), pd.weights_desc(), s2)},
                  {DNNL_ARG_DIFF_SRC, diffSrc}});
     finishResult(diffSrc, gx, inPlain);
+    return true;
   });
-  return gx;
+  if (done) return gx;
+  od::countBf16NoKernel();
+  return backwardDataKernel<K>(op, g, od::widenBf16(gc), od::widenBf16(wc));
 }
 
 template <class K>
@@ -217,29 +242,40 @@ WeightGrads backwardWeightsKernel(const char* op, const Geometry& g, const Tenso
   MANTISSA_CHECK(x.defined() && x.shape() == g.input, op, ": input has shape ",
                  x.defined() ? toString(x.shape()) : std::string("(undefined)"), ", expected ",
                  toString(g.input), " (", g.text, ")");
-  Tensor xc = dd::kernelInput(x, op, "input"), gc = dd::kernelInput(gradOut, op, "gradOut");
+  const DataType dt = od::pairType(op, x, gradOut);
+  Tensor xc = operandInput(x, op, "input"), gc = operandInput(gradOut, op, "gradOut");
+  if (dt == DataType::bf16 && withBias) {
+    // The bias gradient is an FP32 sum of the (exactly widened) output gradient.
+    WeightGrads grads = backwardWeightsKernel<K>(op, g, xc, gc, false);
+    grads.bias = sum(od::widenBf16(gc), {0, 2, 3});
+    return grads;
+  }
   WeightGrads grads;
   grads.weight = Tensor::empty(g.weight);
   if (withBias) grads.bias = Tensor::empty({g.output[1]});
-  dd::dnnlCall(op, g.text, [&] {
+  const bool done = dd::dnnlCall(op, g.text, [&] {
     using D = typename K::BwdWeights::desc;
     D d = withBias ? D(K::kAlg, dd::anyDesc(g.input), anyWeights(g), biasDesc(g),
                        dd::anyDesc(g.output), g.strides, g.dilates, g.padL, g.padR)
-                   : D(K::kAlg, dd::anyDesc(g.input), anyWeights(g), dd::anyDesc(g.output),
+                   : D(K::kAlg, anyOperand(g.input, dt), anyWeights(g), anyOperand(g.output, dt),
                        g.strides, g.dilates, g.padL, g.padR);
     typename K::BwdWeights::primitive_desc pd(d, dd::dnnlAttr(), dd::dnnlEngine(),
-                                              forwardPd<K>(g, withBias));
+                                              forwardPd<K>(g, withBias, dt));
+    if (dt == DataType::bf16 && od::isReference(pd)) return false;
     dd::ScratchOwner s1, s2, s3;
     memory diffW = resultMemory(grads.weight, plainWeights(g), pd.diff_weights_desc(), s3);
     std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, dd::toLayout(dd::wrap(xc), pd.src_desc(), s1)},
-        {DNNL_ARG_DIFF_DST, dd::toLayout(dd::wrap(gc), pd.diff_dst_desc(), s2)},
+        {DNNL_ARG_SRC, dd::toLayout(od::wrapOperand(xc, plainOperand(g.input, dt)), pd.src_desc(), s1)},
+        {DNNL_ARG_DIFF_DST, dd::toLayout(od::wrapOperand(gc, plainOperand(g.output, dt)), pd.diff_dst_desc(), s2)},
         {DNNL_ARG_DIFF_WEIGHTS, diffW}};
     if (withBias) args[DNNL_ARG_DIFF_BIAS] = dd::wrap(grads.bias);
     dd::execute(typename K::BwdWeights(pd), args);
     finishResult(diffW, grads.weight, plainWeights(g));
+    return true;
   });
-  return grads;
+  if (done) return grads;
+  od::countBf16NoKernel();
+  return backwardWeightsKernel<K>(op, g, od::widenBf16(xc), od::widenBf16(gc), withBias);
 }
 
 }  // namespace

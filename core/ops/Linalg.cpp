@@ -2,7 +2,7 @@
 
 #include "core/autograd/Autograd.h"
 #include "core/ops/Reduce.h"
-#include "core/parallel/detail/Dnnl.h"
+#include "core/ops/detail/DnnlBf16.h"
 
 namespace mantissa {
 
@@ -23,7 +23,7 @@ struct Operand {
   memory::desc desc;
 };
 
-Operand gemmOperand(const Tensor& x) {
+Operand gemmOperand(const Tensor& x, memory::data_type dt) {
   Tensor t = x.detach();
   if (!t.isContiguous()) {
     const Shape& s = t.strides();
@@ -33,15 +33,12 @@ Operand gemmOperand(const Tensor& x) {
                       (r == 2 || n[0] == 1 || s[0] == n[1] * n[2]);
     if (!transposed) t = t.contiguous();
   }
-  return {t, mantissa::detail::stridedDesc(t.shape(), t.strides())};
+  return {t, ops::detail::retyped(mantissa::detail::stridedDesc(t.shape(), t.strides()), dt)};
 }
 
 /// out = a · b (+ bias broadcast over rows) through the oneDNN matmul primitive.
 Tensor gemmImpl(const Tensor& a, const Tensor& b, const Tensor& bias, const char* op) {
-  MANTISSA_CHECK(a.defined() && b.defined(), op, ": undefined operand");
-  MANTISSA_CHECK(a.dtype() == DType::F32 && b.dtype() == DType::F32, op,
-                 ": operands must be f32, got ", dtypeName(a.dtype()), " and ",
-                 dtypeName(b.dtype()));
+  const memory::data_type dt = ops::detail::pairType(op, a, b);  // f32, or bf16 bit patterns
   const int64_t r = a.dim();
   MANTISSA_CHECK((r == 2 || r == 3) && b.dim() == r, op,
                  ": expected two 2-D or two 3-D operands, got ", pairText("a", a, "b", b));
@@ -62,12 +59,12 @@ Tensor gemmImpl(const Tensor& a, const Tensor& b, const Tensor& bias, const char
     return gemmImpl(Tensor::zeros(r == 2 ? Shape{m, 1} : Shape{a.size(0), m, 1}),
                     Tensor::zeros(r == 2 ? Shape{1, n} : Shape{a.size(0), 1, n}), bias, op);
   }
-  Operand oa = gemmOperand(a), ob = gemmOperand(b);
+  Operand oa = gemmOperand(a, dt), ob = gemmOperand(b, dt);
   Tensor bc;
-  return mantissa::detail::dnnlCall(op, pairText("a", a, "b", b), [&] {
-    memory::desc dstDesc = mantissa::detail::plainDesc(outShape);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, mantissa::detail::wrap(oa.t, oa.desc)},
-                                         {DNNL_ARG_WEIGHTS, mantissa::detail::wrap(ob.t, ob.desc)},
+  const bool done = mantissa::detail::dnnlCall(op, pairText("a", a, "b", b), [&] {
+    memory::desc dstDesc = mantissa::detail::plainDesc(outShape);  // F32 result in both cases
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, ops::detail::wrapOperand(oa.t, oa.desc)},
+                                         {DNNL_ARG_WEIGHTS, ops::detail::wrapOperand(ob.t, ob.desc)},
                                          {DNNL_ARG_DST, mantissa::detail::wrap(out, dstDesc)}};
     dnnl::matmul::primitive_desc pd;
     if (bias.defined()) {
@@ -80,9 +77,15 @@ Tensor gemmImpl(const Tensor& a, const Tensor& b, const Tensor& bias, const char
       pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(oa.desc, ob.desc, dstDesc),
                                         mantissa::detail::dnnlAttr(), mantissa::detail::dnnlEngine());
     }
+    if (dt == memory::data_type::bf16 && ops::detail::isReference(pd)) return false;
     mantissa::detail::execute(dnnl::matmul(pd), args);
-    return out;
+    return true;
   });
+  if (done) return out;
+  // bf16 operands but only oneDNN's reference matmul for this shape: FP32 on the widened
+  // (exactly equal) values instead.
+  ops::detail::countBf16NoKernel();
+  return gemmImpl(ops::detail::widenBf16(oa.t), ops::detail::widenBf16(ob.t), bias, op);
 }
 
 Tensor transposed(const Tensor& t) { return t.detach().transpose(-2, -1); }
@@ -116,7 +119,10 @@ WeightGrads linearBackwardWeights(const Tensor& x, const Tensor& gradOut, bool w
                  pairText("x", x, "gradOut", gradOut));
   WeightGrads g;
   g.weight = gemmImpl(transposed(gradOut), x, Tensor(), "linearBackwardWeights");
-  if (withBias) g.bias = sum(gradOut.detach(), {0});
+  if (withBias) {
+    g.bias = sum(ops::detail::isBf16Bits(gradOut) ? ops::detail::widenBf16(gradOut) : gradOut.detach(),
+                 {0});
+  }
   return g;
 }
 

@@ -29,6 +29,12 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 // The building blocks of `matmul` and `linear`, public so that layers can quantize each GEMM's
 // operands separately and call the kernels from their own backward closures. They never record
 // on the graph (inputs are used detached).
+//
+// bf16 operands: the two matrix operands of a raw kernel (here and in core/ops/Conv.h) are
+// either both F32 or both U16 tensors holding bfloat16 bit patterns (the high halves of FP32
+// values, see ops::detail::toBf16Exact). bf16 operands run on oneDNN's bf16 primitives
+// (AVX-512 BF16) with FP32 accumulation and an F32 result; a bias stays F32. Where oneDNN has
+// only a reference kernel for a shape, the operands are widened back to F32 (exact) instead.
 
 /// op(a) · op(b) for 2-D [M, K]·[K, N] or equal-batch 3-D operands. A transposed view (e.g.
 /// `w.transpose(0, 1)`) is passed to oneDNN as strides without a copy; other non-contiguous
@@ -41,5 +47,27 @@ Tensor linearForward(const Tensor& x, const Tensor& w, const Tensor& b);
 Tensor linearBackwardData(const Tensor& gradOut, const Tensor& w);
 /// dL/dw = gradOutᵀ · x ([out, in]) and, when `withBias`, dL/db = Σ_N gradOut ([out]).
 WeightGrads linearBackwardWeights(const Tensor& x, const Tensor& gradOut, bool withBias);
+
+// ---- bf16 GEMM path switch (docs/ops.md "bf16 GEMM path") ----------------------------------
+
+/// Counters of the dot-product layers' bf16 GEMM path since the last reset (process-wide).
+struct Bf16GemmStats {
+  /// GEMMs that ran on bf16 operands.
+  int64_t bf16 = 0;
+  /// GEMMs whose operand formats qualified but whose values did not (a low half not zero, an
+  /// FP32 subnormal, or a product below 2^-126): they ran in FP32.
+  int64_t inexact = 0;
+  /// GEMMs given bf16 operands for a shape oneDNN has only a reference kernel for: widened to F32.
+  int64_t noKernel = 0;
+};
+Bf16GemmStats bf16GemmStats();
+void resetBf16GemmStats();
+
+/// Turns the bf16 GEMM path of Linear/Conv2d/ConvTranspose2d on or off for the whole process
+/// (default on; the environment variable MANTISSA_BF16_GEMM=0 starts with it off). Results are
+/// the same either way up to FP32 summation order; benchmarks and tests compare the two.
+void setBf16GemmEnabled(bool on);
+/// The switch, and false on CPUs without AVX-512 BF16.
+bool bf16GemmEnabled();
 
 }  // namespace mantissa

@@ -61,6 +61,13 @@ Tensor permuteBlock(const formats::QuantDirection& dir, const Tensor& x, int64_t
 }  // namespace
 
 TEST_CASE("Recipes: a Linear layer's three GEMMs see the recipe's formats on the right axes") {
+  // Bitwise comparisons with the FP32 kernels: run the layer's GEMMs in FP32 too. The bf16
+  // GEMM path (same result up to summation order) is tested in Bf16GemmTest.cpp.
+  struct Restore {
+    bool on;
+    ~Restore() { setBf16GemmEnabled(on); }
+  } restore{bf16GemmEnabled()};
+  setBf16GemmEnabled(false);
   for (std::string recipe : kRecipes) {
     CAPTURE(recipe);
     Rng rng(7);
