@@ -11,6 +11,7 @@
 #include "apps/common/Precision.h"
 #include "apps/common/Progress.h"
 #include "apps/common/TrainLoop.h"
+#include "core/io/Checkpoint.h"
 #include "core/parallel/ParallelFor.h"
 #include "data/DataLoader.h"
 #include "formats/PrecisionSchedule.h"
@@ -55,7 +56,6 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
                                          : spec.makeModel(channels, classes, initRng);
   optim::Sgd sgd(model->namedParameters(),
                  {.lr = opts.lr, .momentum = opts.momentum, .weightDecay = opts.weightDecay});
-  optim::LrSchedulePtr lrSchedule = makeLrSchedule(opts);
   formats::PrecisionSchedule schedule = formats::PrecisionSchedule::parse(opts.precision);
 
   data::DataLoader trainLoader(*splits.train, {.batchSize = opts.batchSize, .shuffle = true,
@@ -64,6 +64,12 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
   data::DataLoader testLoader(*splits.test, {.batchSize = std::max<int64_t>(opts.batchSize, 256),
                                              .transform = testTransform(splits, spec.input)});
 
+  // The learning rate changes every optimizer step (cosine, warm-up).
+  const int64_t stepsPerEpoch = opts.limitBatches > 0
+                                    ? std::min(opts.limitBatches, trainLoader.numBatches())
+                                    : trainLoader.numBatches();
+  optim::LrSchedulePtr lrSchedule = makeLrSchedule(opts, std::max<int64_t>(stepsPerEpoch, 1));
+
   RunIdentity id{.app = spec.app, .model = model->name(), .modelConfig = model->extraRepr(),
                  .dataset = splits.name, .inputSize = size, .inputChannels = channels};
   RunProgress state;
@@ -71,6 +77,12 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
   if (!opts.resume.empty()) {
     state = opts.evalOnly ? resumeRun(opts, id, *model, nullptr, nullptr)
                           : resumeRun(opts, id, *model, &sgd, &trainLoader);
+    // --eval-only with another --precision (and --change-precision) evaluates in that
+    // precision, as of the last trained epoch; training runs switch in the loop below.
+    if (opts.evalOnly && io::readMeta(opts.resume).precision != opts.precision) {
+      train::applyPrecision(*model, nullptr, schedule, std::max<int64_t>(state.epoch - 1, 0),
+                            opts.epochs, opts.seed);
+    }
     std::printf("resumed %s: epoch %lld, batch %lld, step %lld\n", opts.resume.c_str(),
                 static_cast<long long>(state.epoch + 1), static_cast<long long>(state.batch),
                 static_cast<long long>(state.step));
@@ -96,19 +108,22 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
 
   train::Progress progress(std::cout, opts.quiet ? 0 : -1, opts.quiet ? 1e9 : 15.0);
   train::EpochResult lastTrain, lastTest;
-  double imagesPerSecSum = 0;
+  double imagesPerSecSum = 0, epochLr = sgd.lr();
   int64_t epochsRun = 0;
   for (int64_t epoch = state.epoch; epoch < opts.epochs; ++epoch) {
     train::applyPrecision(*model, &sgd, schedule, epoch, opts.epochs, opts.seed);
-    sgd.setLr(lrSchedule->lr(epoch));
+    const int64_t startBatch = epoch == state.epoch ? state.batch : 0;
+    sgd.setLr(lrSchedule->lr(epoch * stepsPerEpoch + startBatch));
+    epochLr = sgd.lr();
     train::TrainEpochOptions eo{.epoch = epoch, .numEpochs = opts.epochs,
-                                .startBatch = epoch == state.epoch ? state.batch : 0,
+                                .startBatch = startBatch,
                                 .limitBatches = opts.limitBatches, .stop = &stop.flag()};
-    eo.afterStep = [&](int64_t, double loss) {
+    eo.afterStep = [&](int64_t batch, double loss) {
       ++state.step;
       if (opts.metricsEvery > 0 && state.step % opts.metricsEvery == 0) {
         log.write(stepLine(*model, epoch, state.step, loss, sgd.lr()));
       }
+      sgd.setLr(lrSchedule->lr(epoch * stepsPerEpoch + batch + 1));
     };
     try {
       lastTrain = train::trainClassifierEpoch(*model, sgd, trainLoader, eo, &progress);
@@ -143,7 +158,7 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
                 static_cast<long long>(epoch + 1), static_cast<long long>(opts.epochs),
                 lastTrain.loss, 100 * lastTrain.accuracy, lastTest.loss, 100 * lastTest.accuracy,
                 lastTrain.imagesPerSec, lastTrain.seconds);
-    log.write(epochLine("epoch", epoch, lastTrain, lastTest, sgd.lr()));
+    log.write(epochLine("epoch", epoch, lastTrain, lastTest, epochLr));
     state.epoch = epoch + 1;
     state.batch = 0;
     // With --limit-batches the loader stopped early; the next epoch still starts at batch 0.
@@ -158,7 +173,7 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
               100 * lastTest.accuracy, wall, ips, train::peakRssMiB());
   if (!opts.checkpoint.empty()) std::printf("checkpoint: %s\n", opts.checkpoint.c_str());
   if (!opts.log.empty()) std::printf("log: %s\n", opts.log.c_str());
-  train::JsonObject summary = epochLine("summary", state.epoch - 1, lastTrain, lastTest, sgd.lr());
+  train::JsonObject summary = epochLine("summary", state.epoch - 1, lastTrain, lastTest, epochLr);
   summary.add("images_per_sec", ips)
       .add("wall_seconds", wall)
       .add("peak_rss_mib", train::peakRssMiB())

@@ -40,24 +40,28 @@ StopFlag::~StopFlag() {
 
 const std::atomic<bool>& StopFlag::flag() const { return gStop; }
 
-optim::LrSchedulePtr makeLrSchedule(const CommonOptions& o) {
+optim::LrSchedulePtr makeLrSchedule(const CommonOptions& o, int64_t stepsPerEpoch) {
+  MANTISSA_CHECK(stepsPerEpoch >= 1, "makeLrSchedule: stepsPerEpoch must be >= 1");
+  const int64_t spe = stepsPerEpoch;
   optim::LrSchedulePtr s;
   if (o.lrSchedule == "constant") {
     s = std::make_shared<optim::ConstantLr>(o.lr);
   } else if (o.lrSchedule == "step") {
-    s = std::make_shared<optim::StepLr>(o.lr, optim::StepLrOptions{.stepSize = o.lrMilestones.at(0),
-                                                                   .gamma = o.lrGamma});
+    s = std::make_shared<optim::StepLr>(
+        o.lr, optim::StepLrOptions{.stepSize = o.lrMilestones.at(0) * spe, .gamma = o.lrGamma});
   } else if (o.lrSchedule == "multistep") {
+    std::vector<int64_t> milestones = o.lrMilestones;
+    for (int64_t& m : milestones) m *= spe;
     s = std::make_shared<optim::MultiStepLr>(
-        o.lr, optim::MultiStepLrOptions{.milestones = o.lrMilestones, .gamma = o.lrGamma});
+        o.lr, optim::MultiStepLrOptions{.milestones = milestones, .gamma = o.lrGamma});
   } else {
-    // Cosine over the whole run, reaching 0 after the last epoch.
+    // Cosine over the whole run, reaching 0 after the last step.
     s = std::make_shared<optim::CosineAnnealingLr>(
-        o.lr, optim::CosineAnnealingLrOptions{.tMax = o.epochs, .etaMin = 0});
+        o.lr, optim::CosineAnnealingLrOptions{.tMax = o.epochs * spe, .etaMin = 0});
   }
   if (o.warmupEpochs > 0) {
     s = std::make_shared<optim::LinearWarmup>(
-        s, optim::LinearWarmupOptions{.warmup = o.warmupEpochs, .startFactor = 0.1});
+        s, optim::LinearWarmupOptions{.warmup = o.warmupEpochs * spe, .startFactor = 0.1});
   }
   return s;
 }

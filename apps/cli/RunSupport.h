@@ -27,9 +27,12 @@ class StopFlag {
   const std::atomic<bool>& flag() const;
 };
 
-/// The learning rate per epoch from --lr, --lr-schedule, --lr-milestones, --lr-gamma and
-/// --warmup-epochs (a pure function of the epoch, so resumed runs get the same rates).
-optim::LrSchedulePtr makeLrSchedule(const CommonOptions& opts);
+/// The learning rate from --lr, --lr-schedule, --lr-milestones, --lr-gamma and --warmup-epochs
+/// as a function of the optimizer step t = epoch * stepsPerEpoch + batch (a pure function, so
+/// resumed runs get the same rates). The options count epochs; with stepsPerEpoch > 1 the
+/// cosine and the warm-up change the rate every step (the cosine reaches 0 after the last step)
+/// while step/multistep change it at their epoch boundaries, as per-epoch schedules would.
+optim::LrSchedulePtr makeLrSchedule(const CommonOptions& opts, int64_t stepsPerEpoch = 1);
 
 /// What identifies a run in its checkpoint's metadata.
 struct RunIdentity {
