@@ -21,7 +21,7 @@ inline dnnl::memory::data_type pairType(const char* op, const Tensor& a, const T
   MANTISSA_CHECK(a.defined() && b.defined(), op, ": undefined operand");
   auto ok = [](const Tensor& t) { return t.dtype() == DType::F32 || t.dtype() == DType::U16; };
   MANTISSA_CHECK(ok(a) && ok(b) && a.dtype() == b.dtype(), op,
-                 ": operands must both be f32 or both bf16 bit patterns (u16), got ",
+                 ": operands must be f32 (or both bf16 bit patterns, u16), got ",
                  dtypeName(a.dtype()), " and ", dtypeName(b.dtype()));
   return operandType(a);
 }
