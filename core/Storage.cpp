@@ -22,6 +22,7 @@ constexpr size_t kHugePageBytes = size_t{2} << 20;
 constexpr size_t kHugePageThreshold = size_t{4} << 20;
 std::atomic<size_t> gLive{0};
 std::atomic<size_t> gPeak{0};
+std::atomic<bool> gPoison{false};
 
 // Freed large blocks are kept for reuse, keyed by their padded size. A training step allocates
 // the same activation and gradient shapes every iteration; without the cache each of them is a
@@ -69,7 +70,7 @@ size_t alignmentFor(size_t nbytes) {
 }
 }  // namespace
 
-Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
+Storage::Storage(size_t nbytes, Init init) : nbytes_(nbytes) {
   const size_t align = alignmentFor(nbytes);
   // aligned_alloc requires a size that is a multiple of the alignment.
   const size_t padded = paddedSize(nbytes, align);
@@ -81,7 +82,13 @@ Storage::Storage(size_t nbytes) : nbytes_(nbytes) {
     if (align == kHugePageBytes) madvise(data_, padded, MADV_HUGEPAGE);  // a hint; failure is harmless
 #endif
   }
-  std::memset(data_, 0, padded);
+  // Zeroing a recycled multi-MB block costs a full memory pass; outputs that are written in
+  // full skip it (Init::Uninitialized).
+  if (init == Init::Zeroed) {
+    std::memset(data_, 0, padded);
+  } else if (gPoison.load(std::memory_order_relaxed)) {
+    std::memset(data_, 0xff, padded);
+  }
   size_t live = gLive.fetch_add(nbytes) + nbytes;
   size_t peak = gPeak.load();
   while (live > peak && !gPeak.compare_exchange_weak(peak, live)) {
@@ -97,6 +104,8 @@ Storage::~Storage() {
 size_t Storage::liveBytes() { return gLive.load(); }
 size_t Storage::peakBytes() { return gPeak.load(); }
 void Storage::resetPeak() { gPeak.store(gLive.load()); }
+void Storage::setPoisonUninitialized(bool on) { gPoison.store(on); }
+bool Storage::poisonUninitialized() { return gPoison.load(); }
 
 size_t elementSize(DType t) {
   switch (t) {

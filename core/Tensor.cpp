@@ -35,11 +35,20 @@ void dispatchDType(DType t, F&& f) {
 // ---- creation -------------------------------------------------------------------------------
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
+  return allocate(shape, dtype, Storage::Init::Zeroed);
+}
+
+Tensor Tensor::uninitialized(const Shape& shape, DType dtype) {
+  return allocate(shape, dtype, Storage::Init::Uninitialized);
+}
+
+Tensor Tensor::allocate(const Shape& shape, DType dtype, Storage::Init init) {
   for (int64_t d : shape) {
     MANTISSA_CHECK(d >= 0, "tensor shape ", mantissa::toString(shape), " has a negative size");
   }
   auto impl = std::make_shared<detail::TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(numelOf(shape)) * elementSize(dtype));
+  impl->storage =
+      std::make_shared<Storage>(static_cast<size_t>(numelOf(shape)) * elementSize(dtype), init);
   impl->shape = shape;
   impl->strides = contiguousStrides(shape);
   impl->dtype = dtype;
@@ -51,7 +60,7 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype) { return empty(shape, dtyp
 Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
-  Tensor t = empty(shape, dtype);
+  Tensor t = uninitialized(shape, dtype);
   dispatchDType(dtype, [&](auto tag) {
     using T = decltype(tag);
     T* p = t.data<T>();
@@ -64,7 +73,7 @@ Tensor Tensor::fromVector(const std::vector<float>& values, Shape shape) {
   if (shape.empty() && values.size() != 1) shape = {static_cast<int64_t>(values.size())};
   MANTISSA_CHECK(numelOf(shape) == static_cast<int64_t>(values.size()), "fromVector: ",
                  values.size(), " values do not fill shape ", mantissa::toString(shape));
-  Tensor t = empty(shape);
+  Tensor t = uninitialized(shape);
   std::copy(values.begin(), values.end(), t.data<float>());
   return t;
 }
@@ -73,27 +82,27 @@ Tensor Tensor::fromInts(const std::vector<int64_t>& values, Shape shape) {
   if (shape.empty() && values.size() != 1) shape = {static_cast<int64_t>(values.size())};
   MANTISSA_CHECK(numelOf(shape) == static_cast<int64_t>(values.size()), "fromInts: ",
                  values.size(), " values do not fill shape ", mantissa::toString(shape));
-  Tensor t = empty(shape, DType::I64);
+  Tensor t = uninitialized(shape, DType::I64);
   std::copy(values.begin(), values.end(), t.data<int64_t>());
   return t;
 }
 
 Tensor Tensor::arange(int64_t n) {
-  Tensor t = empty({n});
+  Tensor t = uninitialized({n});
   float* p = t.data<float>();
   for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(i);
   return t;
 }
 
 Tensor Tensor::rand(const Shape& shape, Rng& rng, float lo, float hi) {
-  Tensor t = empty(shape);
+  Tensor t = uninitialized(shape);
   float* p = t.data<float>();
   for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = lo + (hi - lo) * rng.uniform();
   return t;
 }
 
 Tensor Tensor::randn(const Shape& shape, Rng& rng, float mean, float std) {
-  Tensor t = empty(shape);
+  Tensor t = uninitialized(shape);
   float* p = t.data<float>();
   for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = mean + std * rng.normal();
   return t;
@@ -151,7 +160,7 @@ Tensor Tensor::viewAs(Shape shape, Shape strides, int64_t offset) const {
 
 Tensor Tensor::contiguous() const {
   if (isContiguous()) return *this;
-  Tensor out = empty(shape(), dtype());
+  Tensor out = uninitialized(shape(), dtype());
   ops::detail::copyStrided(*this, out);
   if (autograd::needsGrad({*this})) {
     autograd::record(out, "contiguous", {*this},
@@ -161,7 +170,7 @@ Tensor Tensor::contiguous() const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor out = empty(shape(), dtype());
+  Tensor out = uninitialized(shape(), dtype());
   ops::detail::copyStrided(*this, out);
   if (autograd::needsGrad({*this})) {
     autograd::record(out, "clone", {*this},
@@ -305,7 +314,7 @@ Tensor Tensor::flatten(int64_t startDim, int64_t endDim) const {
 
 Tensor Tensor::to(DType target) const {
   Tensor src = contiguous();
-  Tensor out = empty(shape(), target);
+  Tensor out = uninitialized(shape(), target);
   dispatchDType(src.dtype(), [&](auto inTag) {
     using In = decltype(inTag);
     dispatchDType(target, [&](auto outTag) {

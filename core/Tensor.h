@@ -46,8 +46,11 @@ class Tensor {
   Tensor() = default;
 
   // ---- creation ---------------------------------------------------------------------------
-  /// Uninitialised-by-contract (actually zeroed) contiguous tensor.
+  /// Contiguous tensor, zero-filled (callers may rely on it, e.g. to accumulate into it).
   static Tensor empty(const Shape& shape, DType dtype = DType::F32);
+  /// Contiguous tensor with unspecified contents: for outputs written in full before they are
+  /// read (skips the zero-fill pass; Storage::PoisonGuard fills it with NaN in tests).
+  static Tensor uninitialized(const Shape& shape, DType dtype = DType::F32);
   static Tensor zeros(const Shape& shape, DType dtype = DType::F32);
   static Tensor ones(const Shape& shape, DType dtype = DType::F32);
   static Tensor full(const Shape& shape, double value, DType dtype = DType::F32);
@@ -146,6 +149,7 @@ class Tensor {
     MANTISSA_CHECK(impl_ != nullptr, "use of an undefined tensor");
     return *impl_;
   }
+  static Tensor allocate(const Shape& shape, DType dtype, Storage::Init init);
   /// A new handle over the same storage with another layout (no autograd).
   Tensor viewAs(Shape shape, Shape strides, int64_t offset) const;
 

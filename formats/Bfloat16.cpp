@@ -27,7 +27,7 @@ std::string Bfloat16::spec() const { return "bf16" + detail::roundingSuffix(roun
 
 Encoded Bfloat16::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
   Tensor q = quantize(x, args, state);
-  Tensor codes = Tensor::empty(q.shape(), DType::U16);
+  Tensor codes = Tensor::uninitialized(q.shape(), DType::U16);
   // A quantized value has zero low 16 bits (NaN is the canonical quiet NaN), so the code is
   // just the upper half of the pattern.
   const uint32_t* src = reinterpret_cast<const uint32_t*>(q.data<float>());
@@ -41,7 +41,7 @@ Encoded Bfloat16::encode(const Tensor& x, const QuantizeArgs& args, FormatState*
 Tensor Bfloat16::decode(const Encoded& e) const {
   detail::checkEncoded(e, spec(), DType::U16);
   Tensor codes = e.codes.contiguous();
-  Tensor out = Tensor::empty(e.shape);
+  Tensor out = Tensor::uninitialized(e.shape);
   const uint16_t* src = codes.data<uint16_t>();
   uint32_t* dst = reinterpret_cast<uint32_t*>(out.data<float>());
   parallelFor(0, out.numel(), 1 << 16, [&](int64_t b, int64_t e2) {

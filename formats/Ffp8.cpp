@@ -55,7 +55,7 @@ Ffp8::Ffp8(Ffp8Params params)
 
 Encoded Ffp8::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
   Tensor q = quantize(x, args, state);
-  Tensor codes = Tensor::empty(q.shape(), DType::U8);
+  Tensor codes = Tensor::uninitialized(q.shape(), DType::U8);
   detail::encodeMiniFloat(q.data<float>(), codes.data<uint8_t>(), q.numel(), params_.layout());
   return detail::elementwiseEncoded(spec(), q.shape(), codes);
 }
@@ -63,7 +63,7 @@ Encoded Ffp8::encode(const Tensor& x, const QuantizeArgs& args, FormatState* sta
 Tensor Ffp8::decode(const Encoded& e) const {
   detail::checkEncoded(e, spec(), DType::U8);
   Tensor codes = e.codes.contiguous();
-  Tensor out = Tensor::empty(e.shape);
+  Tensor out = Tensor::uninitialized(e.shape);
   detail::decodeMiniFloat(codes.data<uint8_t>(), out.data<float>(), out.numel(),
                           params_.layout());
   return out;
@@ -217,13 +217,13 @@ Tensor Ffp8Auto::quantize(const Tensor& x, const QuantizeArgs& args, FormatState
 
 Encoded Ffp8Auto::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
   if (x.defined() && x.numel() == 0) {
-    return detail::elementwiseEncoded(spec(), x.shape(), Tensor::empty(x.shape(), DType::U8));
+    return detail::elementwiseEncoded(spec(), x.shape(), Tensor::uninitialized(x.shape(), DType::U8));
   }
   return resolve(x, args, state).encode(x, args);
 }
 
 Tensor Ffp8Auto::decode(const Encoded& e) const {
-  if (e.spec == spec() && numelOf(e.shape) == 0) return Tensor::empty(e.shape);
+  if (e.spec == spec() && numelOf(e.shape) == 0) return Tensor::uninitialized(e.shape);
   FormatPtr f = parse(e.spec);
   auto* fixed = dynamic_cast<const Ffp8*>(f.get());
   MANTISSA_CHECK(fixed != nullptr, "ffp8:auto: cannot decode codes produced by '", e.spec,

@@ -131,7 +131,7 @@ std::unique_ptr<FormatState> Flexpoint::makeState() const {
 Tensor Flexpoint::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
   checkInput(x, spec(), args);
   Tensor xc = x.contiguous();
-  Tensor out = Tensor::empty(x.shape());
+  Tensor out = Tensor::uninitialized(x.shape());
   const float* xp = xc.data<float>();
   float* op = out.data<float>();
   const int64_t n = xc.numel();
@@ -147,7 +147,7 @@ Tensor Flexpoint::quantizeWithDec(const Tensor& x, int dec, const QuantizeArgs& 
                  ": dec ", dec, " outside [", options_.autoflex.decMin, ", ",
                  options_.autoflex.decMax, "]");
   Tensor xc = x.contiguous();
-  Tensor out = Tensor::empty(x.shape());
+  Tensor out = Tensor::uninitialized(x.shape());
   detail::FlexPass r = detail::flexQuantize(xc.data<float>(), out.data<float>(), xc.numel(), dec,
                                             mantissaBits(), detail::bestKernelIsa());
   checkFinite(r, spec(), args);
@@ -164,7 +164,7 @@ Encoded Flexpoint::encode(const Tensor& x, const QuantizeArgs& args, FormatState
   e.spec = spec();
   e.shape = x.shape();
   e.blockAxis = -1;
-  e.codes = Tensor::empty(x.shape(), codeType(mantissaBits()));
+  e.codes = Tensor::uninitialized(x.shape(), codeType(mantissaBits()));
   int dec = writeWithAutoflex(*this, xp, n, args, state, [&](int d) {
     const auto isa = detail::bestKernelIsa();
     switch (e.codes.dtype()) {
@@ -192,7 +192,7 @@ Tensor Flexpoint::decode(const Encoded& e) const {
   MANTISSA_CHECK(dec >= -100 && dec <= 100, spec(), " decode: dec ", dec, " out of range");
   const float down = std::ldexp(1.0f, -dec);
   Tensor codes = e.codes.contiguous();
-  Tensor out = Tensor::empty(e.shape);
+  Tensor out = Tensor::uninitialized(e.shape);
   float* op = out.data<float>();
   const int64_t n = codes.numel();
   auto run = [&](const auto* c) {

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,10 @@ struct QuantizeArgs {
   /// HBFP: the axis along which blocks run (the reduction axis of the consuming GEMM);
   /// negative counts from the end. Ignored by per-tensor and elementwise formats.
   int64_t blockAxis = -1;
+  /// Blocked formats, when it holds two or more axes: blocks run along these axes flattened in
+  /// this order (as if they were moved last and merged into one), and blockAxis is ignored. The
+  /// weight-gradient GEMM of a convolution reduces over (N, H, W) of an NCHW tensor.
+  std::span<const int64_t> blockAxes = {};
   /// Stochastic rounding draws from philox(seed, stream, step, element): reproducible runs.
   uint64_t seed = 0;
   uint64_t stream = 0;  // identifies the quantization point (hash of its dotted name)

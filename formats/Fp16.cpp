@@ -99,7 +99,7 @@ std::string Fp16::spec() const { return "fp16" + detail::roundingSuffix(rounding
 Tensor Fp16::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
   if (rounding_ == Rounding::Stochastic) return GridFormat::quantize(x, args, state);
   Tensor in = detail::checkedInput(x, spec(), args);
-  Tensor out = Tensor::empty(in.shape());
+  Tensor out = Tensor::uninitialized(in.shape());
   detail::fp16RoundTrip(in.data<float>(), out.data<float>(), in.numel(), detail::cpuHasAvx512(),
                         args.stats);
   return out;
@@ -107,7 +107,7 @@ Tensor Fp16::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* st
 
 Encoded Fp16::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
   Tensor q = quantize(x, args, state);
-  Tensor codes = Tensor::empty(q.shape(), DType::U16);
+  Tensor codes = Tensor::uninitialized(q.shape(), DType::U16);
   const float* src = q.data<float>();
   uint16_t* dst = codes.data<uint16_t>();
   // The values are already on the binary16 grid, so the conversion is exact.
@@ -120,7 +120,7 @@ Encoded Fp16::encode(const Tensor& x, const QuantizeArgs& args, FormatState* sta
 Tensor Fp16::decode(const Encoded& e) const {
   detail::checkEncoded(e, spec(), DType::U16);
   Tensor codes = e.codes.contiguous();
-  Tensor out = Tensor::empty(e.shape);
+  Tensor out = Tensor::uninitialized(e.shape);
   const uint16_t* src = codes.data<uint16_t>();
   float* dst = out.data<float>();
   parallelFor(0, out.numel(), 1 << 16, [&](int64_t b, int64_t e2) {

@@ -27,7 +27,7 @@ std::string Fp8::spec() const {
 
 Encoded Fp8::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
   Tensor q = quantize(x, args, state);
-  Tensor codes = Tensor::empty(q.shape(), DType::U8);
+  Tensor codes = Tensor::uninitialized(q.shape(), DType::U8);
   detail::encodeMiniFloat(q.data<float>(), codes.data<uint8_t>(), q.numel(), layout_);
   return detail::elementwiseEncoded(spec(), q.shape(), codes);
 }
@@ -35,7 +35,7 @@ Encoded Fp8::encode(const Tensor& x, const QuantizeArgs& args, FormatState* stat
 Tensor Fp8::decode(const Encoded& e) const {
   detail::checkEncoded(e, spec(), DType::U8);
   Tensor codes = e.codes.contiguous();
-  Tensor out = Tensor::empty(e.shape);
+  Tensor out = Tensor::uninitialized(e.shape);
   detail::decodeMiniFloat(codes.data<uint8_t>(), out.data<float>(), out.numel(), layout_);
   return out;
 }

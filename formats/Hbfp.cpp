@@ -6,8 +6,10 @@
 // (A.3); instead the 8-bit shared exponent is clamped below at -126. No NaN/Inf.
 #include "formats/Hbfp.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
+#include <optional>
 #include <regex>
 
 #include "core/Error.h"
@@ -43,6 +45,105 @@ Shape exponentShape(const Shape& shape, int64_t blockAxis, int64_t block) {
   return s;
 }
 
+/// Counters of one pass into the caller's stats; a non-finite input is an error.
+void finishPass(const Hbfp& f, const QuantizeArgs& args, int64_t count,
+                const detail::HbfpPass& r) {
+  MANTISSA_CHECK(r.nonFinite == 0, f.spec(), " at '", args.pointName, "': ", r.nonFinite,
+                 " non-finite input value(s) (NaN/Inf); HBFP has no NaN or Inf");
+  if (args.stats) {
+    args.stats->count += count;
+    args.stats->saturated += r.saturated;
+    args.stats->flushed += r.flushed;
+  }
+}
+
+/// Where blocks along the flattened `axes` (normalised, in order) of a contiguous tensor of
+/// `shape` lie, read in place: possible when the other axes merge into one strided line index
+/// and the block axes into at most two levels with a contiguous innermost one (x[N, C, H, W]
+/// blocked along (N, H, W): lines C, runs N x H*W). Empty when the layout does not fit.
+std::optional<detail::HbfpGatherLayout> gatherLayout(const Shape& shape,
+                                                     const std::vector<int64_t>& axes,
+                                                     int64_t block) {
+  struct Dim {
+    int64_t size, stride;
+  };
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  std::vector<int64_t> strides(static_cast<size_t>(rank), 1);
+  for (int64_t d = rank - 2; d >= 0; --d) strides[d] = strides[d + 1] * shape[d + 1];
+  // Size-1 axes vanish; an axis merges into the previous one when they are adjacent in memory.
+  auto merge = [&](const std::vector<int64_t>& dims) {
+    std::vector<Dim> out;
+    for (int64_t d : dims) {
+      if (shape[d] == 1) continue;
+      if (!out.empty() && out.back().stride == shape[d] * strides[d]) {
+        out.back() = {out.back().size * shape[d], strides[d]};
+      } else {
+        out.push_back({shape[d], strides[d]});
+      }
+    }
+    return out;
+  };
+  std::vector<int64_t> keptAxes;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (std::find(axes.begin(), axes.end(), d) == axes.end()) keptAxes.push_back(d);
+  }
+  std::vector<Dim> kept = merge(keptAxes), red = merge(axes);
+  if (kept.size() > 1 || red.size() > 2 || (!red.empty() && red.back().stride != 1)) return {};
+  detail::HbfpGatherLayout L;
+  L.block = block;
+  if (!kept.empty()) L = {.rows = kept[0].size, .rowStride = kept[0].stride, .block = block};
+  if (red.size() == 2) {
+    L.segments = red[0].size;
+    L.segmentStride = red[0].stride;
+  }
+  if (!red.empty()) L.segment = red.back().size;
+  return L;
+}
+
+/// Hbfp::quantize with args.blockAxes (two or more axes).
+Tensor quantizeAlongAxes(const Hbfp& f, const Tensor& x, const QuantizeArgs& args) {
+  const HbfpOptions& o = f.options();
+  const int64_t rank = x.dim();
+  std::vector<int64_t> axes;
+  for (int64_t a : args.blockAxes) {
+    int64_t n = normalizeAxis(a, rank, "HBFP block axes");
+    MANTISSA_CHECK(std::find(axes.begin(), axes.end(), n) == axes.end(), f.spec(), " at '",
+                   args.pointName, "': block axis ", a, " given twice");
+    axes.push_back(n);
+  }
+  Tensor xc = x.detach().contiguous();
+  const detail::HbfpParams p{o.bits, o.rounding, args.seed, args.stream, args.step};
+  if (auto L = gatherLayout(x.shape(), axes, o.block)) {
+    Tensor out = Tensor::uninitialized(x.shape());
+    if (xc.numel() == 0) return out;
+    detail::HbfpPass r = detail::hbfpQuantizeGathered(xc.data<float>(), out.data<float>(), *L, p,
+                                                      detail::bestKernelIsa());
+    finishPass(f, args, xc.numel(), r);
+    return out;
+  }
+  // Any other layout: move the block axes last, merge them, block along the last axis and move
+  // them back (two copies; the gathered index is the same, so are the stochastic bits).
+  std::vector<int64_t> perm, inverse(static_cast<size_t>(rank));
+  Shape kept;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (std::find(axes.begin(), axes.end(), d) == axes.end()) {
+      perm.push_back(d);
+      kept.push_back(x.shape()[d]);
+    }
+  }
+  perm.insert(perm.end(), axes.begin(), axes.end());
+  for (size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = static_cast<int64_t>(i);
+  Tensor moved = xc.permute(perm).contiguous();
+  int64_t length = 1;
+  for (int64_t a : axes) length *= x.shape()[a];
+  kept.push_back(length);
+  QuantizeArgs last = args;
+  last.blockAxes = {};
+  last.blockAxis = -1;
+  Tensor blocked = f.quantize(moved.reshape(kept), last);
+  return blocked.reshape(moved.shape()).permute(inverse).contiguous();
+}
+
 }  // namespace
 
 Hbfp::Hbfp(HbfpOptions options) : options_(options) {
@@ -70,32 +171,30 @@ double Hbfp::bitsPerValue(const Shape& shape, int64_t blockAxis) const {
 Tensor Hbfp::quantize(const Tensor& x, const QuantizeArgs& args, FormatState*) const {
   MANTISSA_CHECK(x.dtype() == DType::F32, spec(), " at '", args.pointName,
                  "': input must be f32, got ", dtypeName(x.dtype()));
+  if (args.blockAxes.size() >= 2) return quantizeAlongAxes(*this, x, args);
   Tensor xc = x.contiguous();
-  Tensor out = Tensor::empty(x.shape());
+  Tensor out = Tensor::uninitialized(x.shape());
   detail::HbfpLayout L = layoutOf(x.shape(), args.blockAxis, options_.block);
   detail::HbfpParams p{options_.bits, options_.rounding, args.seed, args.stream, args.step};
   detail::HbfpPass r = detail::hbfpQuantize(xc.data<float>(), out.data<float>(), nullptr, L, p,
                                             detail::bestKernelIsa());
-  MANTISSA_CHECK(r.nonFinite == 0, spec(), " at '", args.pointName, "': ", r.nonFinite,
-                 " non-finite input value(s) (NaN/Inf); HBFP has no NaN or Inf");
-  if (args.stats) {
-    args.stats->count += xc.numel();
-    args.stats->saturated += r.saturated;
-    args.stats->flushed += r.flushed;
-  }
+  finishPass(*this, args, xc.numel(), r);
   return out;
 }
 
 Encoded Hbfp::encode(const Tensor& x, const QuantizeArgs& args, FormatState*) const {
   MANTISSA_CHECK(x.dtype() == DType::F32, spec(), " at '", args.pointName,
                  "': input must be f32, got ", dtypeName(x.dtype()));
+  MANTISSA_CHECK(args.blockAxes.size() < 2, spec(), " at '", args.pointName,
+                 "': encode blocks along one axis (blockAxis), got ", args.blockAxes.size(),
+                 " block axes");
   Tensor xc = x.contiguous();
   Encoded e;
   e.spec = spec();
   e.shape = x.shape();
   e.blockAxis = x.dim() == 0 ? -1 : normalizeAxis(args.blockAxis, x.dim(), "HBFP block axis");
-  e.codes = Tensor::empty(x.shape(), codeType(options_.bits));
-  e.exponents = Tensor::empty(exponentShape(x.shape(), args.blockAxis, options_.block), DType::I16);
+  e.codes = Tensor::uninitialized(x.shape(), codeType(options_.bits));
+  e.exponents = Tensor::uninitialized(exponentShape(x.shape(), args.blockAxis, options_.block), DType::I16);
   e.codeBits = options_.bits;  // real widths for packedBytes(): N-bit mantissas, 8-bit exponents
   e.exponentBits = 8;
   detail::HbfpLayout L = layoutOf(x.shape(), args.blockAxis, options_.block);
@@ -136,7 +235,7 @@ Tensor Hbfp::decode(const Encoded& e) const {
                    " decode: block exponent ", ep[i], " outside [", detail::kHbfpMinExponent,
                    ", ", detail::kHbfpMaxExponent, "]");
   }
-  Tensor out = Tensor::empty(e.shape);
+  Tensor out = Tensor::uninitialized(e.shape);
   float* op = out.data<float>();
   const int64_t nb = L.numBlocks();
   auto run = [&](const auto* c) {

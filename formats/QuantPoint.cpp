@@ -38,11 +38,13 @@ void QuantPoint::setFormats(FormatPtr forward, FormatPtr backward) {
   assign(bwd_, std::move(backward));
 }
 
-Tensor QuantPoint::run(QuantDirection& dir, const Tensor& x, int64_t blockAxis) {
+Tensor QuantPoint::run(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
+                       std::span<const int64_t> blockAxes) {
   if (dir.format->isIdentity()) return x;
   QuantizeArgs args;
   args.role = dir.role;
   args.blockAxis = blockAxis;
+  args.blockAxes = blockAxes;
   args.seed = seed_;
   args.stream = stream_ ^ (&dir == &bwd_ ? 0x9e3779b97f4a7c15ull : 0);
   args.step = dir.calls++;
@@ -63,6 +65,14 @@ Tensor QuantPoint::quantizeForward(const Tensor& x, int64_t blockAxis) {
 
 Tensor QuantPoint::quantizeBackward(const Tensor& g, int64_t blockAxis) {
   return run(bwd_, g, blockAxis);
+}
+
+Tensor QuantPoint::quantizeForwardAlong(const Tensor& x, std::span<const int64_t> blockAxes) {
+  return run(fwd_, x, -1, blockAxes);
+}
+
+Tensor QuantPoint::quantizeBackwardAlong(const Tensor& g, std::span<const int64_t> blockAxes) {
+  return run(bwd_, g, -1, blockAxes);
 }
 
 void QuantPoint::resetStats() {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,11 @@ class QuantPoint : public io::Stateful {
   Tensor quantizeForward(const Tensor& x, int64_t blockAxis = -1);
   /// Snaps a gradient with the backward format.
   Tensor quantizeBackward(const Tensor& g, int64_t blockAxis = -1);
+  /// As quantizeForward / quantizeBackward with blocks along the flattened `blockAxes` (in
+  /// order; QuantizeArgs::blockAxes): one conversion, the same as blocking a copy with those
+  /// axes moved last and merged.
+  Tensor quantizeForwardAlong(const Tensor& x, std::span<const int64_t> blockAxes);
+  Tensor quantizeBackwardAlong(const Tensor& g, std::span<const int64_t> blockAxes);
 
   /// Clears totalStats of both directions.
   void resetStats();
@@ -62,7 +68,8 @@ class QuantPoint : public io::Stateful {
   void loadState(const io::StateDict& in, const std::string& prefix) override;
 
  private:
-  Tensor run(QuantDirection& dir, const Tensor& x, int64_t blockAxis);
+  Tensor run(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
+             std::span<const int64_t> blockAxes = {});
 
   std::string name_;
   uint64_t stream_;

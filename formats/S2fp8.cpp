@@ -52,7 +52,7 @@ S2fp8State* stateOf(FormatState* state, const QuantizeArgs& args) {
 }
 
 Tensor scalarF64(double v) {
-  Tensor t = Tensor::empty({1}, DType::F64);
+  Tensor t = Tensor::uninitialized({1}, DType::F64);
   t.data<double>()[0] = v;
   return t;
 }
@@ -128,7 +128,7 @@ Tensor S2fp8::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* s
   detail::S2fp8Scan scan = detail::s2fp8Scan(xc.data<float>(), xc.numel(), isa);
   S2fp8Params p = paramsFromScan(scan);
   detail::S2fp8Tables t = detail::s2fp8Tables(p.alpha, p.beta);
-  Tensor out = Tensor::empty(x.shape());
+  Tensor out = Tensor::uninitialized(x.shape());
   int64_t flushed = detail::s2fp8Map(xc.data<float>(), out.data<float>(), nullptr, xc.numel(), t,
                                      isa, scan.nonFinite > 0);
   if (st) st->record(p);
@@ -151,7 +151,7 @@ Encoded S2fp8::encode(const Tensor& x, const QuantizeArgs& args, FormatState* st
   Encoded e;
   e.spec = spec();
   e.shape = x.shape();
-  e.codes = Tensor::empty(x.shape(), DType::U8);
+  e.codes = Tensor::uninitialized(x.shape(), DType::U8);
   int64_t flushed = detail::s2fp8Map(xc.data<float>(), nullptr, e.codes.data<uint8_t>(),
                                      xc.numel(), t, isa, scan.nonFinite > 0);
   e.scalars = {p.alpha, p.beta};
@@ -183,7 +183,7 @@ Tensor S2fp8::decode(const Encoded& e) const {
     table[c] = (c & 0x80) ? -v : v;
   }
   Tensor codes = e.codes.contiguous();
-  Tensor out = Tensor::empty(e.shape);
+  Tensor out = Tensor::uninitialized(e.shape);
   const uint8_t* cp = codes.data<uint8_t>();
   float* op = out.data<float>();
   for (int64_t i = 0; i < codes.numel(); ++i) op[i] = table[cp[i]];

@@ -18,26 +18,11 @@ Tensor quantizeAlong(formats::QuantPoint& point, bool backward, const Tensor& t,
     return backward ? point.quantizeBackward(v, axis) : point.quantizeForward(v, axis);
   };
   if (!f->isBlocked()) return q(t, -1);
+  MANTISSA_CHECK(!axes.empty(), "quantizeAlong: no reduction axes for '", point.name(), "'");
   if (axes.size() == 1) return q(t, axes[0]);
-  // Several reduction axes (e.g. N, H, W of the weight-gradient GEMM): move them last, flatten
-  // them into one, block along it, and restore the layout.
-  std::vector<int64_t> perm, inverse(t.dim());
-  std::vector<bool> reduced(t.dim(), false);
-  for (int64_t a : axes) reduced[normalizeAxis(a, t.dim(), "quantizeAlong: axis")] = true;
-  Shape kept;
-  for (int64_t i = 0; i < t.dim(); ++i) {
-    if (!reduced[i]) {
-      perm.push_back(i);
-      kept.push_back(t.shape()[i]);
-    }
-  }
-  for (int64_t a : axes) perm.push_back(normalizeAxis(a, t.dim()));
-  for (size_t i = 0; i < perm.size(); ++i) inverse[perm[i]] = static_cast<int64_t>(i);
-  Tensor moved = t.permute(perm).contiguous();
-  Shape movedShape = moved.shape();
-  kept.push_back(-1);
-  Tensor blocked = q(moved.reshape(kept), -1);
-  return blocked.reshape(movedShape).permute(inverse).contiguous();
+  // Several reduction axes (e.g. N, H, W of the weight-gradient GEMM): the format blocks along
+  // them flattened, in place (QuantizeArgs::blockAxes), without moving them last and back.
+  return backward ? point.quantizeBackwardAlong(t, axes) : point.quantizeForwardAlong(t, axes);
 }
 
 DotProductLayer::DotProductLayer(std::string typeName) : Module(std::move(typeName)) {

@@ -25,7 +25,7 @@ Tensor binaryKernel(const Tensor& a, const Tensor& b, const char* op, F f) {
   checkF32(a, op);
   checkF32(b, op);
   Shape shape = broadcastShapes(a.shape(), b.shape(), op);
-  Tensor out = Tensor::empty(shape);
+  Tensor out = Tensor::uninitialized(shape);
   float* o = out.data<float>();
   const int64_t n = out.numel();
   if (a.shape() == b.shape() && a.isContiguous() && b.isContiguous()) {
@@ -65,7 +65,7 @@ template <class F>
 Tensor unaryKernel(const Tensor& x, const char* op, F f) {
   checkF32(x, op);
   Tensor c = x.detach().contiguous();
-  Tensor out = Tensor::empty(x.shape());
+  Tensor out = Tensor::uninitialized(x.shape());
   const float* p = c.data<float>();
   float* o = out.data<float>();
   parallelFor(0, out.numel(), kGrain, [&](int64_t s, int64_t e) {

@@ -44,7 +44,7 @@ int64_t rowGrain(int64_t n) { return std::max<int64_t>(1, kGrain / std::max<int6
 /// Softmax (log = false) or log-softmax (log = true) of every row; max-shifted so exp never
 /// overflows, the sum accumulated in double.
 Tensor softmaxForward(const Tensor& xc, const AxisRows& l, bool log) {
-  Tensor out = Tensor::empty(xc.shape());
+  Tensor out = Tensor::uninitialized(xc.shape());
   const float* x = xc.data<float>();
   float* y = out.data<float>();
   parallelFor(0, l.rows(), rowGrain(l.n), [&](int64_t b, int64_t e) {
@@ -82,7 +82,7 @@ Tensor softmaxImpl(const Tensor& x, int64_t axis, bool log) {
   if (autograd::needsGrad({x})) {
     autograd::record(out, op, {x}, [y = out.detach(), l, log](const Tensor& gIn) -> autograd::GradList {
       Tensor gc = gIn.contiguous();
-      Tensor gx = Tensor::empty(y.shape());
+      Tensor gx = Tensor::uninitialized(y.shape());
       const float* g = gc.data<float>();
       const float* py = y.data<float>();
       float* o = gx.data<float>();
@@ -177,7 +177,7 @@ Tensor crossEntropy(const Tensor& logits, const Tensor& labels, CrossEntropyOpti
   Tensor xc = logits.detach().contiguous();
   const float* x = xc.data<float>();
   std::vector<float> lse(static_cast<size_t>(n));
-  Tensor elems = Tensor::empty({n});
+  Tensor elems = Tensor::uninitialized({n});
   float* le = elems.data<float>();
   const double onTarget = 1.0 - eps, uniform = static_cast<double>(eps) / static_cast<double>(c);
   parallelFor(0, n, rowGrain(c), [&](int64_t b, int64_t e) {
@@ -205,7 +205,7 @@ Tensor crossEntropy(const Tensor& logits, const Tensor& labels, CrossEntropyOpti
         [xc, y = std::move(y), lse = std::move(lse), n, c, onTarget, uniform,
          reduction = opts.reduction](const Tensor& g) -> autograd::GradList {
           Upstream up = upstream(g, reduction, n);
-          Tensor gx = Tensor::empty({n, c});
+          Tensor gx = Tensor::uninitialized({n, c});
           const float* x = xc.data<float>();
           float* o = gx.data<float>();
           parallelFor(0, n, rowGrain(c), [&](int64_t b, int64_t e) {
@@ -236,7 +236,7 @@ Tensor binaryCrossEntropyWithLogits(const Tensor& logits, const Tensor& targets,
   const float* x = xc.data<float>();
   const float* t = tc.data<float>();
   const int64_t count = xc.numel();
-  Tensor elems = Tensor::empty(xc.shape());
+  Tensor elems = Tensor::uninitialized(xc.shape());
   float* le = elems.data<float>();
   parallelFor(0, count, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
@@ -256,8 +256,8 @@ Tensor binaryCrossEntropyWithLogits(const Tensor& logits, const Tensor& targets,
                        Tensor gx, gt;
                        float* ox = nullptr;
                        float* ot = nullptr;
-                       if (wantX) ox = (gx = Tensor::empty(xc.shape())).data<float>();
-                       if (wantT) ot = (gt = Tensor::empty(xc.shape())).data<float>();
+                       if (wantX) ox = (gx = Tensor::uninitialized(xc.shape())).data<float>();
+                       if (wantT) ot = (gt = Tensor::uninitialized(xc.shape())).data<float>();
                        parallelFor(0, count, kGrain, [&](int64_t b, int64_t e) {
                          for (int64_t i = b; i < e; ++i) {
                            if (ox) {
@@ -282,7 +282,7 @@ Tensor mseLoss(const Tensor& a, const Tensor& b, Reduction reduction) {
                  " and ", toString(b.shape()), " differ");
   Tensor ac = a.detach().contiguous(), bc = b.detach().contiguous();
   const int64_t count = ac.numel();
-  Tensor diff = Tensor::empty(ac.shape()), elems = Tensor::empty(ac.shape());
+  Tensor diff = Tensor::uninitialized(ac.shape()), elems = Tensor::uninitialized(ac.shape());
   const float* pa = ac.data<float>();
   const float* pb = bc.data<float>();
   float* d = diff.data<float>();
@@ -301,14 +301,14 @@ Tensor mseLoss(const Tensor& a, const Tensor& b, Reduction reduction) {
                      [diff, count, reduction, wantA, wantB](const Tensor& g) -> autograd::GradList {
                        Upstream up = upstream(g, reduction, count);
                        const float* d = diff.data<float>();
-                       Tensor ga = Tensor::empty(diff.shape());
+                       Tensor ga = Tensor::uninitialized(diff.shape());
                        float* o = ga.data<float>();
                        parallelFor(0, count, kGrain, [&](int64_t s, int64_t e) {
                          for (int64_t i = s; i < e; ++i) o[i] = 2.f * up[i] * d[i];
                        });
                        Tensor gb;
                        if (wantB) {
-                         gb = Tensor::empty(diff.shape());
+                         gb = Tensor::uninitialized(diff.shape());
                          float* ob = gb.data<float>();
                          parallelFor(0, count, kGrain, [&](int64_t s, int64_t e) {
                            for (int64_t i = s; i < e; ++i) ob[i] = -o[i];

@@ -53,7 +53,7 @@ void checkEncoded(const Encoded& e, const std::string& spec, DType dtype) {
 Tensor GridFormat::quantize(const Tensor& x, const QuantizeArgs& args, FormatState*) const {
   std::string s = spec();
   Tensor in = checkedInput(x, s, args);
-  Tensor out = Tensor::empty(in.shape());
+  Tensor out = Tensor::uninitialized(in.shape());
   int64_t bad = quantizeGrid(in.data<float>(), out.data<float>(), in.numel(), grid_, rounding_,
                              args.seed, args.stream, args.step, args.stats);
   MANTISSA_CHECK(grid_.hasNan || bad == 0, s, ": ", bad, " non-finite input value(s) at ",

@@ -194,6 +194,50 @@ HbfpPass stridedScalar(const float* x, Out* out, int16_t* exps, const HbfpLayout
   return cnt;
 }
 
+/// Calls f(offset, n, k) for the contiguous runs covering indices [k0, k1) of the line that
+/// starts at `base`: n elements at x + offset are indices k .. k + n - 1.
+template <class F>
+inline void forRuns(const HbfpGatherLayout& L, int64_t base, int64_t k0, int64_t k1, const F& f) {
+  for (int64_t k = k0; k < k1;) {
+    const int64_t s = k / L.segment, t = k - s * L.segment;
+    const int64_t n = std::min(L.segment - t, k1 - k);
+    f(base + s * L.segmentStride + t, n, k);
+    k += n;
+  }
+}
+
+HbfpPass gatheredScalar(const float* x, float* out, const HbfpGatherLayout& L, const HbfpParams& p,
+                        const StochasticKey& key, int64_t b0, int64_t b1) {
+  // Item = one block of one line; the same steps as rowsScalar on the gathered line.
+  HbfpPass cnt;
+  const bool sr = p.rounding == Rounding::Stochastic;
+  const float qmax = std::ldexp(1.0f, p.bits - 1) - 1.0f;
+  const int64_t nb = L.numBlocks(), len = L.length();
+  std::vector<uint32_t> bits(sr ? static_cast<size_t>(L.block) : 0);
+  for (int64_t item = b0; item < b1; ++item) {
+    const int64_t row = item / nb, k0 = (item % nb) * L.block, k1 = std::min(len, k0 + L.block);
+    const int64_t base = row * L.rowStride;
+    float amax = 0.0f;
+    forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t) {
+      for (int64_t j = 0; j < n; ++j) {
+        if (isNonFinite(x[off + j])) {
+          cnt.nonFinite += 1;
+        } else {
+          amax = std::max(amax, std::fabs(x[off + j]));
+        }
+      }
+    });
+    Scale sc = scaleFor(blockExponent(amax), p.bits);
+    if (sr) fillBitsScalar(key, static_cast<uint64_t>(row * len + k0), k1 - k0, bits.data());
+    forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t k) {
+      for (int64_t j = 0; j < n; ++j) {
+        quantElem(x[off + j], out + off + j, sc, qmax, sr, sr ? bits[k - k0 + j] : 0u, cnt);
+      }
+    });
+  }
+  return cnt;
+}
+
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
 
@@ -463,6 +507,43 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
   return r;
 }
 
+HbfpPass gatheredAvx512(const float* x, float* out, const HbfpGatherLayout& L, const HbfpParams& p,
+                        const StochasticKey& key, int64_t b0, int64_t b1) {
+  VCounters cnt;
+  HbfpPass r;
+  const bool sr = p.rounding == Rounding::Stochastic;
+  const __m512 qmax = _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f);
+  const int64_t nb = L.numBlocks(), len = L.length();
+  std::vector<uint32_t> bits(sr ? static_cast<size_t>(L.block) : 0);
+  for (int64_t item = b0; item < b1; ++item) {
+    const int64_t row = item / nb, k0 = (item % nb) * L.block, k1 = std::min(len, k0 + L.block);
+    const int64_t base = row * L.rowStride;
+    __m512i acc = _mm512_setzero_si512();
+    forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t) {
+      vectorLoop(n, [&](int64_t j, auto full, __mmask16 m) {
+        acc = absMaxVec<decltype(full)::value>(acc, x + off + j, m);
+      });
+    });
+    if (anyNonFinite(acc)) {  // the call fails; values are not used
+      forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t) {
+        r.nonFinite += countNonFinite(x + off, n);
+      });
+      continue;
+    }
+    VScale vs = vscaleFor(blockExponent(std::bit_cast<float>(_mm512_reduce_max_epu32(acc))), p.bits);
+    if (sr) fillBitsAvx512(key, static_cast<uint64_t>(row * len + k0), k1 - k0, bits.data());
+    forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t k) {
+      const uint32_t* rb = sr ? bits.data() + (k - k0) : nullptr;
+      vectorLoop(n, [&](int64_t j, auto full, __mmask16 m) {
+        quantVec<decltype(full)::value>(x + off + j, out + off + j, m, vs, qmax, sr,
+                                        sr ? rb + j : nullptr, cnt);
+      });
+    });
+  }
+  cnt.addTo(r);
+  return r;
+}
+
 #pragma GCC pop_options
 
 }  // namespace
@@ -493,6 +574,24 @@ HbfpPass hbfpQuantize(const float* x, Out* out, int16_t* exps, const HbfpLayout&
   return reduceChunks(items, chunk, HbfpPass{}, [&](int64_t b0, int64_t b1) {
     return avx ? stridedAvx512(x, out, exps, L, p, key, b0, b1)
                : stridedScalar(x, out, exps, L, p, key, b0, b1);
+  }, combine);
+}
+
+HbfpPass hbfpQuantizeGathered(const float* x, float* out, const HbfpGatherLayout& L,
+                              const HbfpParams& p, KernelIsa isa) {
+  MANTISSA_CHECK(p.bits >= 2 && p.bits <= 24, "hbfpQuantizeGathered: width ", p.bits,
+                 " outside [2, 24]");
+  MANTISSA_CHECK(L.block >= 1 && L.rows >= 0 && L.segments >= 0 && L.segment >= 1,
+                 "hbfpQuantizeGathered: bad layout");
+  const StochasticKey key = p.rounding == Rounding::Stochastic
+                                ? stochasticKey(p.seed, p.stream, p.step)
+                                : StochasticKey{};
+  const bool avx = isa == KernelIsa::Avx512;
+  const int64_t items = L.rows * L.numBlocks();
+  const int64_t chunk = std::max<int64_t>(1, kKernelChunk / L.block);
+  return reduceChunks(items, chunk, HbfpPass{}, [&](int64_t b0, int64_t b1) {
+    return avx ? gatheredAvx512(x, out, L, p, key, b0, b1)
+               : gatheredScalar(x, out, L, p, key, b0, b1);
   }, combine);
 }
 

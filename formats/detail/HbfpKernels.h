@@ -44,4 +44,25 @@ template <class Out>
 HbfpPass hbfpQuantize(const float* x, Out* out, int16_t* exps, const HbfpLayout& layout,
                       const HbfpParams& params, KernelIsa isa);
 
+/// A tensor blocked along several axes at once, read in place: `rows` lines, line r starting at
+/// element r * rowStride; index k of a line lies at (k / segment) * segmentStride + k % segment,
+/// i.e. `segments` contiguous runs of `segment` values. Example: the weight-gradient GEMM of a
+/// convolution blocks x[N, C, H, W] along (N, H, W) for each channel: rows = C, rowStride =
+/// H*W, segments = N, segment = H*W, segmentStride = C*H*W. Blocks are `block` consecutive
+/// indices k of one line (the last one may be shorter) and may span runs.
+struct HbfpGatherLayout {
+  int64_t rows = 1, rowStride = 0;
+  int64_t segments = 1, segment = 1, segmentStride = 0;
+  int64_t block = 64;
+  int64_t length() const { return segments * segment; }
+  int64_t numBlocks() const { return (length() + block - 1) / block; }
+};
+
+/// hbfpQuantize on the gathered [rows, length] matrix, written back to the source positions:
+/// the same values and counters as gathering, quantizing with blocks along the last axis and
+/// scattering back (stochastic bits keyed by the gathered index r * length + k), without the
+/// two copies. Positions outside the layout are left untouched.
+HbfpPass hbfpQuantizeGathered(const float* x, float* out, const HbfpGatherLayout& layout,
+                              const HbfpParams& params, KernelIsa isa);
+
 }  // namespace mantissa::formats::detail
