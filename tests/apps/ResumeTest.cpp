@@ -16,6 +16,7 @@
 
 using namespace mantissa;
 namespace fs = std::filesystem;
+using apps::test::checkSameState;
 
 namespace {
 
@@ -85,31 +86,6 @@ int run(const std::string& dataDir, const std::string& precision, int64_t epochs
     return std::make_shared<Tiny>(classes, rng, signalAt);
   };
   return cli::runClassifier(o, spec);
-}
-
-/// Everything but /meta (which holds times and command lines) must match bit for bit.
-void checkSameState(const std::string& a, const std::string& b) {
-  io::StateDict sa = io::readHdf5(a), sb = io::readHdf5(b);
-  int64_t compared = 0;
-  for (const auto& [key, t] : sa.tensors) {
-    if (key.rfind("meta/", 0) == 0) continue;
-    CAPTURE(key);
-    REQUIRE(sb.tensors.count(key));
-    const Tensor& u = sb.tensors.at(key);
-    REQUIRE(u.shape() == t.shape());
-    REQUIRE(u.dtype() == t.dtype());
-    CHECK(std::memcmp(u.contiguous().storage()->data(), t.contiguous().storage()->data(), t.nbytes()) == 0);
-    ++compared;
-  }
-  CHECK(compared > 10);
-  CHECK(sa.tensors.size() == sb.tensors.size());
-  for (const auto& [key, v] : sa.attrs) {
-    if (key.rfind("meta/", 0) == 0) continue;
-    CAPTURE(key);
-    CHECK(sb.attrs.count(key));
-    if (sb.attrs.count(key)) CHECK(sb.attrs.at(key) == v);
-  }
-  CHECK(io::readMeta(a).step == io::readMeta(b).step);
 }
 
 }  // namespace
