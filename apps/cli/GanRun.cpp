@@ -179,36 +179,14 @@ void build(GanState& s) {
 /// --precision needs --change-precision and is recorded), the checkpoint's own schedule is
 /// applied for the epoch it was saved in, then everything is loaded.
 RunProgress resume(GanState& s) {
-  const CommonOptions& opts = s.opts;
-  io::CheckpointMeta meta = io::readMeta(opts.resume);
-  MANTISSA_CHECK(meta.model == s.modelName, opts.resume, ": a checkpoint of model '", meta.model,
-                 "', but this run builds '", s.modelName, "'");
-  RunProgress p;
-  if (auto it = meta.extra.find("precision_history"); it != meta.extra.end()) {
-    p.precisionHistory = it->second;
-  }
-  if (meta.precision != opts.precision) {
-    MANTISSA_CHECK(opts.changePrecision, opts.resume, ": saved with --precision '", meta.precision,
-                   "', resumed with '", opts.precision,
-                   "'; pass --change-precision to switch precision on resume");
-  }
-  auto extraInt = [&](const char* key, int64_t def) {
-    auto it = meta.extra.find(key);
-    return it == meta.extra.end() ? def : std::stoll(it->second);
-  };
-  s.applyPrecision(formats::PrecisionSchedule::parse(meta.precision),
-                   extraInt("precision_epoch", meta.epoch), extraInt("epochs", opts.epochs),
-                   meta.seed);
-  io::loadCheckpoint(opts.resume, s.loadParts(), {.expectModel = s.modelName});
-  p.epoch = s.loader->position().epoch;
-  p.batch = s.loader->position().batch;
-  p.step = meta.step;
-  if (meta.precision != opts.precision) {
-    p.precisionHistory += (p.precisionHistory.empty() ? "" : "; ") + std::string("epoch ") +
-                          std::to_string(p.epoch) + ": '" + meta.precision + "' -> '" +
-                          opts.precision + "'";
-  }
-  return p;
+  return resumeChecked(
+      s.opts, s.modelName,
+      [&](const formats::PrecisionSchedule& saved, int64_t precisionEpoch, int64_t savedEpochs,
+          uint64_t seed) -> std::pair<int64_t, int64_t> {
+        s.applyPrecision(saved, precisionEpoch, savedEpochs, seed);
+        io::loadCheckpoint(s.opts.resume, s.loadParts(), {.expectModel = s.modelName});
+        return {s.loader->position().epoch, s.loader->position().batch};
+      });
 }
 
 void save(GanState& s, io::CheckpointManager& manager, const RunProgress& p, int64_t precisionEpoch,

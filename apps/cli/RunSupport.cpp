@@ -66,11 +66,11 @@ optim::LrSchedulePtr makeLrSchedule(const CommonOptions& o, int64_t stepsPerEpoc
   return s;
 }
 
-RunProgress resumeRun(const CommonOptions& opts, const RunIdentity& id, nn::Module& model,
-                      optim::Optimizer* optimizer, data::DataLoader* loader) {
+RunProgress resumeChecked(const CommonOptions& opts, const std::string& model,
+                          const RestoreFn& restore) {
   io::CheckpointMeta meta = io::readMeta(opts.resume);
-  MANTISSA_CHECK(meta.model == id.model, opts.resume, ": a checkpoint of model '", meta.model,
-                 "', but this run builds '", id.model, "'");
+  MANTISSA_CHECK(meta.model == model, opts.resume, ": a checkpoint of model '", meta.model,
+                 "', but this run builds '", model, "'");
   RunProgress p;
   if (auto it = meta.extra.find("precision_history"); it != meta.extra.end()) {
     p.precisionHistory = it->second;
@@ -86,16 +86,9 @@ RunProgress resumeRun(const CommonOptions& opts, const RunIdentity& id, nn::Modu
     auto it = meta.extra.find(key);
     return it == meta.extra.end() ? def : std::stoll(it->second);
   };
-  int64_t precisionEpoch = extraInt("precision_epoch", meta.epoch);
-  int64_t savedEpochs = extraInt("epochs", opts.epochs);
-  train::applyPrecision(model, optimizer, formats::PrecisionSchedule::parse(meta.precision),
-                        precisionEpoch, savedEpochs, meta.seed);
-  io::LoadParts parts{{"", &model}};
-  if (loader) parts.emplace_back("data", loader);
-  if (optimizer) parts.emplace_back("optim", optimizer);
-  io::loadCheckpoint(opts.resume, parts, {.expectModel = id.model});
-  p.epoch = loader ? loader->position().epoch : meta.epoch;
-  p.batch = loader ? loader->position().batch : 0;
+  std::tie(p.epoch, p.batch) =
+      restore(formats::PrecisionSchedule::parse(meta.precision),
+              extraInt("precision_epoch", meta.epoch), extraInt("epochs", opts.epochs), meta.seed);
   p.step = meta.step;
   if (meta.precision != opts.precision) {
     p.precisionHistory += (p.precisionHistory.empty() ? "" : "; ") + std::string("epoch ") +
@@ -103,6 +96,22 @@ RunProgress resumeRun(const CommonOptions& opts, const RunIdentity& id, nn::Modu
                           opts.precision + "'";
   }
   return p;
+}
+
+RunProgress resumeRun(const CommonOptions& opts, const RunIdentity& id, nn::Module& model,
+                      optim::Optimizer* optimizer, data::DataLoader* loader) {
+  return resumeChecked(
+      opts, id.model,
+      [&](const formats::PrecisionSchedule& saved, int64_t precisionEpoch, int64_t savedEpochs,
+          uint64_t seed) -> std::pair<int64_t, int64_t> {
+        train::applyPrecision(model, optimizer, saved, precisionEpoch, savedEpochs, seed);
+        io::LoadParts parts{{"", &model}};
+        if (loader) parts.emplace_back("data", loader);
+        if (optimizer) parts.emplace_back("optim", optimizer);
+        io::loadCheckpoint(opts.resume, parts, {.expectModel = id.model});
+        if (!loader) return {io::readMeta(opts.resume).epoch, 0};
+        return {loader->position().epoch, loader->position().batch};
+      });
 }
 
 RunCheckpointer::RunCheckpointer(const CommonOptions& opts, RunIdentity id)

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -49,6 +50,19 @@ struct RunProgress {
   /// Precision changes made on resume ("epoch 3: fp8 -> s2fp8"), carried in the checkpoint.
   std::string precisionHistory;
 };
+
+/// How a run's state is put back from its checkpoint: given the saved precision schedule, the
+/// epoch it was applied for, the run's saved epoch count and seed, rebuild those formats and
+/// load the state; return where the loader stands (epoch, batch).
+using RestoreFn = std::function<std::pair<int64_t, int64_t>(
+    const formats::PrecisionSchedule& saved, int64_t precisionEpoch, int64_t savedEpochs,
+    uint64_t seed)>;
+
+/// What every app's --resume shares: the checkpoint must be one of `model`; a different
+/// --precision needs --change-precision and is then appended to the precision history; the
+/// restoring itself is `restore`'s. Errors name the file.
+RunProgress resumeChecked(const CommonOptions& opts, const std::string& model,
+                          const RestoreFn& restore);
 
 /// Loads --resume into the model, optimizer and loader (either may be null: not loaded, e.g. for
 /// --eval-only, which needs only the model): checks the model name and
