@@ -196,17 +196,17 @@ std::string renderTable(const std::vector<std::string>& paths,
                         std::vector<std::string> columns, bool csv) {
   std::vector<const JsonValue*> rows;
   for (size_t i = 0; i < logs.size(); ++i) rows.push_back(&finalLine(paths[i], logs[i]));
+  auto anyHas = [&](const std::string& c) {
+    return std::any_of(rows.begin(), rows.end(),
+                       [&](const JsonValue* r) { return r->find(c) != nullptr; });
+  };
   if (columns.empty()) {
     for (const std::string& c : kDefaultColumns) {
-      bool any = std::any_of(rows.begin(), rows.end(),
-                             [&](const JsonValue* r) { return r->find(c) != nullptr; });
-      if (any) columns.push_back(c);
+      if (anyHas(c)) columns.push_back(c);
     }
   } else {
     for (const std::string& c : columns) {
-      bool any = std::any_of(rows.begin(), rows.end(),
-                             [&](const JsonValue* r) { return r->find(c) != nullptr; });
-      MANTISSA_CHECK(any, "--columns: no log's final line has '", c, "'");
+      MANTISSA_CHECK(anyHas(c), "--columns: no log's final line has '", c, "'");
     }
   }
   std::ostringstream out;
