@@ -14,14 +14,13 @@ namespace {
 
 std::atomic<int64_t> gBf16{0}, gInexact{0}, gNoKernel{0};
 
-/// Off by default until it is measured faster on a quiet machine (docs/performance.md): on the
-/// loaded build machine transposed convolutions and small shapes ran slower on oneDNN 2.6's bf16
-/// kernels. MANTISSA_BF16_GEMM=1 (or "on", "true") turns it on at start-up; setBf16GemmEnabled
-/// overrides it at any time.
+/// On by default: measured faster on a quiet machine for every layer shape and recipe tried
+/// (docs/performance.md "bf16 GEMM path"). MANTISSA_BF16_GEMM=0 (or "off", "false") turns it
+/// off at start-up; setBf16GemmEnabled overrides it at any time.
 bool initialSwitch() {
   const char* v = std::getenv("MANTISSA_BF16_GEMM");
-  if (!v) return false;
-  return std::strcmp(v, "1") == 0 || std::strcmp(v, "on") == 0 || std::strcmp(v, "true") == 0;
+  if (!v) return true;
+  return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "off") == 0 || std::strcmp(v, "false") == 0);
 }
 
 std::atomic<bool>& gSwitch() {
