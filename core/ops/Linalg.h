@@ -71,4 +71,26 @@ void setBf16GemmEnabled(bool on);
 /// The switch, and false on CPUs without AVX-512 BF16.
 bool bf16GemmEnabled();
 
+// ---- int8 block-floating-point path switch (docs/performance.md "int8 block-floating-point
+// path") -------------------------------------------------------------------------------------
+
+/// Counters of the dot-product layers' int8 block-FP GEMMs since the last reset (process-wide).
+struct Int8BfpStats {
+  /// GEMMs that ran on the int8 mantissas of their two HBFP operands (ops::detail::bfpGemm).
+  int64_t int8 = 0;
+  /// GEMMs whose formats qualified but whose block exponents did not (a block product below
+  /// 2^-126 or beyond FP32's range): they ran on the dequantized values in FP32.
+  int64_t inexact = 0;
+};
+Int8BfpStats int8BfpStats();
+void resetInt8BfpStats();
+
+/// Turns the int8 block-FP path of Linear (all three GEMMs) and Conv2d (forward) on or off for
+/// the whole process: a GEMM whose two operands are HBFP with N <= 8 and the same block size
+/// runs on AVX-512 VNNI integer dot products per block instead of FP32 (plain loops on CPUs
+/// without VNNI). Results are the FP32 emulation's up to FP32 summation order. Default off until
+/// measured faster; MANTISSA_INT8_BFP=1 starts with it on. Takes precedence over the bf16 path.
+void setInt8BfpEnabled(bool on);
+bool int8BfpEnabled();
+
 }  // namespace mantissa

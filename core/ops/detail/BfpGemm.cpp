@@ -1,0 +1,497 @@
+// int8 block-floating-point GEMM: see BfpGemm.h and docs/performance.md "int8 block-floating-
+// point path".
+#include "core/ops/detail/BfpGemm.h"
+
+// GCC 12 reports -Wuninitialized inside the AVX-512 intrinsic headers (GCC PR 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <climits>
+#include <cfloat>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "core/Error.h"
+#include "core/ops/Linalg.h"
+#include "core/parallel/ParallelFor.h"
+
+namespace mantissa::ops::detail {
+
+namespace {
+
+constexpr int kMaxP = 1024;  // |Σ| <= 1024·127² < 2^24: a block sum converts to float exactly
+constexpr int kRows = 6;     // rows of C per register tile
+constexpr int kPanels = 2;   // 16-column panels per register tile
+constexpr int64_t kRowChunk = 8 * kRows;  // rows of C per work item
+
+int64_t padTo4(int64_t v) { return (v + 3) / 4 * 4; }
+
+int32_t load32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+/// Scale exponent as the float bit pattern of 2^e biased for adding: sa -> (sa + 127) << 23,
+/// sb -> sb << 23, so that their int32 sum is the bit pattern of 2^(sa + sb) (valid for
+/// sa + sb in [-126, 127], which bfpExact guarantees). Left shifts of negative values are
+/// defined in C++20.
+int32_t biasedA(int sa) { return static_cast<int32_t>(static_cast<uint32_t>(sa + 127) << 23); }
+int32_t shiftedB(int sb) { return static_cast<int32_t>(static_cast<uint32_t>(sb) << 23); }
+
+/// Smallest and largest exponent over blocks with a non-zero mantissa, merged across threads.
+struct ExpRange {
+  int lo = INT_MAX, hi = INT_MIN;
+  void add(int e) {
+    lo = std::min(lo, e);
+    hi = std::max(hi, e);
+  }
+  void merge(const ExpRange& o) {
+    lo = std::min(lo, o.lo);
+    hi = std::max(hi, o.hi);
+  }
+  bool any() const { return lo <= hi; }
+};
+
+/// Blocks per segment and padded block length of a source.
+struct Blocking {
+  int64_t perSegment, P;
+};
+
+Blocking blockingOf(const BfpSource& s, int64_t block) {
+  MANTISSA_CHECK(block >= 1 && s.segLen >= 1 && s.segments >= 1, "bfpPack: bad blocking (block ",
+                 block, ", segment ", s.segLen, ")");
+  MANTISSA_CHECK(s.bits >= 2 && s.bits <= 8, "bfpPack: mantissa width ", s.bits,
+                 " outside [2, 8]");
+  const int64_t P = padTo4(std::min(block, s.segLen));
+  MANTISSA_CHECK(P <= kMaxP, "bfpPack: blocks of ", P, " values (at most ", kMaxP, ")");
+  return {(s.segLen + block - 1) / block, P};
+}
+
+}  // namespace
+
+bool cpuHasAvx512Vnni() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vnni");
+  }();
+  return has;
+}
+
+BfpIsa bestBfpIsa() { return cpuHasAvx512Vnni() ? BfpIsa::Vnni : BfpIsa::Scalar; }
+
+namespace {
+
+/// One block of values (len <= P, contiguous in `buf`) to int8 mantissas in dst[0, len) (see
+/// BfpSource): returns the ulp exponent sa = e - (bits - 1), or INT32_MIN for a block without a
+/// non-zero mantissa; `sum` gets Σ m; `onGrid` turns false if a value is not m · 2^sa with
+/// |m| <= 2^(bits-1) - 1.
+int32_t blockMantissas(const float* buf, int64_t len, int bits, int8_t* dst, int32_t& sum,
+                       bool& onGrid) {
+  float amax = 0.0f;
+  for (int64_t k = 0; k < len; ++k) amax = std::max(amax, std::fabs(buf[k]));
+  sum = 0;
+  if (amax == 0.0f) {
+    std::memset(dst, 0, static_cast<size_t>(len));
+    return INT32_MIN;
+  }
+  if (!(amax <= FLT_MAX)) {
+    onGrid = false;
+    std::memset(dst, 0, static_cast<size_t>(len));
+    return INT32_MIN;
+  }
+  const int ef = static_cast<int>(std::bit_cast<uint32_t>(amax) >> 23);
+  const int e = ef - 126;  // floor(log2 amax) + 1 for a normal amax; -126 for a subnormal
+  // q · 2^(bits-1-e) as two normal factors (the exponent can reach 133).
+  const int sh = bits - 1 - e, sh1 = sh >> 1, sh2 = sh - sh1;
+  const float f1 = std::bit_cast<float>(static_cast<uint32_t>(sh1 + 127) << 23);
+  const float f2 = std::bit_cast<float>(static_cast<uint32_t>(sh2 + 127) << 23);
+  const float qmax = static_cast<float>((1 << (bits - 1)) - 1);
+  int32_t s = 0;
+  bool ok = true;
+  for (int64_t k = 0; k < len; ++k) {
+    const float y = (buf[k] * f1) * f2;
+    const float r = std::nearbyint(y);
+    ok &= (r == y) & (std::fabs(y) <= qmax);
+    const int32_t m = static_cast<int32_t>(std::clamp(r, -qmax, qmax));
+    dst[k] = static_cast<int8_t>(m);
+    s += m;
+  }
+  onGrid &= ok;
+  sum = s;
+  return e - (bits - 1);
+}
+
+/// Reads the `len` values of block k0.. of segment `sg` of row i into buf.
+void readBlock(const BfpSource& s, int64_t i, int64_t sg, int64_t k0, int64_t len, float* buf) {
+  const float* v = s.values + (i / s.rows2) * s.s1 + (i % s.rows2) * s.s2 + sg * s.sSeg + k0 * s.sk;
+  if (s.sk == 1) {
+    std::memcpy(buf, v, static_cast<size_t>(len) * sizeof(float));
+  } else {
+    for (int64_t k = 0; k < len; ++k) buf[k] = v[k * s.sk];
+  }
+}
+
+}  // namespace
+
+BfpPackedA bfpPackA(const BfpSource& s, int64_t block) {
+  const Blocking bk = blockingOf(s, block);
+  BfpPackedA a;
+  a.rows = s.rows();
+  a.blocks = s.segments * bk.perSegment;
+  a.P = bk.P;
+  a.rowBytes = a.blocks * (a.P + 8);
+  a.bits = s.bits;
+  a.data.assign(static_cast<size_t>((a.rows + 1) * a.rowBytes), 0);
+  const int64_t corrOff = a.blocks * a.P, expOff = corrOff + a.blocks * 4;
+  ExpRange range;
+  bool onGrid = true;
+  std::mutex mu;
+  parallelFor(0, a.rows, 64, [&](int64_t r0, int64_t r1) {
+    ExpRange local;
+    bool ok = true;
+    std::vector<float> buf(static_cast<size_t>(a.P));
+    for (int64_t i = r0; i < r1; ++i) {
+      int8_t* row = a.data.data() + i * a.rowBytes;
+      for (int64_t sg = 0; sg < s.segments; ++sg) {
+        for (int64_t b = 0; b < bk.perSegment; ++b) {
+          const int64_t kb = sg * bk.perSegment + b;
+          const int64_t k0 = b * block, len = std::min(block, s.segLen - k0);
+          readBlock(s, i, sg, k0, len, buf.data());
+          int32_t sum = 0;
+          const int32_t sa = blockMantissas(buf.data(), len, s.bits, row + kb * a.P, sum, ok);
+          const int32_t corr = -128 * sum;
+          std::memcpy(row + corrOff + kb * 4, &corr, 4);
+          if (sa != INT32_MIN) local.add(sa);
+          std::memcpy(row + expOff + kb * 4, &sa, 4);
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    range.merge(local);
+    onGrid &= ok;
+  });
+  a.onGrid = onGrid;
+  a.anyNonZero = range.any();
+  a.minExp = a.anyNonZero ? range.lo : 0;
+  a.maxExp = a.anyNonZero ? range.hi : 0;
+  // Zero blocks (and the zero row) take the smallest exponent: their sums are 0, and the scale
+  // of every pair stays a normal power of two when the non-zero ones do (bfpExact).
+  const int32_t fill = biasedA(a.minExp);
+  parallelFor(0, a.rows + 1, 256, [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      int8_t* p = a.data.data() + i * a.rowBytes + expOff;
+      for (int64_t kb = 0; kb < a.blocks; ++kb) {
+        const int32_t sa = i == a.rows ? INT32_MIN : load32(p + kb * 4);
+        const int32_t v = sa == INT32_MIN ? fill : biasedA(sa);
+        std::memcpy(p + kb * 4, &v, 4);
+      }
+    }
+  });
+  return a;
+}
+
+BfpPackedB bfpPackB(const BfpSource& s, int64_t block) {
+  const Blocking bk = blockingOf(s, block);
+  BfpPackedB b;
+  b.cols = s.rows();
+  b.panels = (b.cols + 15) / 16;
+  b.blocksPerSegment = bk.perSegment;
+  b.blocks = s.segments * bk.perSegment;
+  b.P = bk.P;
+  b.bits = s.bits;
+  const int64_t Q = b.P / 4, panelBytes = b.blocks * Q * 64;
+  b.data.assign(static_cast<size_t>(b.panels * panelBytes), 128);
+  b.exps.assign(static_cast<size_t>(b.panels * b.blocks * 16), INT32_MIN);
+  ExpRange range;
+  bool onGrid = true;
+  std::mutex mu;
+  parallelFor(0, b.panels, 1, [&](int64_t p0, int64_t p1) {
+    ExpRange local;
+    bool ok = true;
+    std::vector<float> buf(static_cast<size_t>(b.P));
+    std::vector<int8_t> m(static_cast<size_t>(b.P));
+    for (int64_t p = p0; p < p1; ++p) {
+      uint8_t* panel = b.data.data() + p * panelBytes;
+      int32_t* pe = b.exps.data() + p * b.blocks * 16;
+      for (int64_t j = 0; j < 16 && p * 16 + j < b.cols; ++j) {
+        for (int64_t sg = 0; sg < s.segments; ++sg) {
+          for (int64_t bb = 0; bb < bk.perSegment; ++bb) {
+            const int64_t kb = sg * bk.perSegment + bb;
+            const int64_t k0 = bb * block, len = std::min(block, s.segLen - k0);
+            readBlock(s, p * 16 + j, sg, k0, len, buf.data());
+            int32_t sum = 0;
+            const int32_t sb = blockMantissas(buf.data(), len, s.bits, m.data(), sum, ok);
+            uint8_t* dst = panel + kb * Q * 64 + j * 4;
+            for (int64_t k = 0; k < len; ++k) {
+              dst[(k / 4) * 64 + k % 4] = static_cast<uint8_t>(m[k] + 128);
+            }
+            pe[kb * 16 + j] = sb;
+            if (sb != INT32_MIN) local.add(sb);
+          }
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    range.merge(local);
+    onGrid &= ok;
+  });
+  b.onGrid = onGrid;
+  b.anyNonZero = range.any();
+  b.minExp = b.anyNonZero ? range.lo : 0;
+  b.maxExp = b.anyNonZero ? range.hi : 0;
+  for (int32_t& v : b.exps) v = shiftedB(v == INT32_MIN ? b.minExp : v);
+  return b;
+}
+
+bool bfpExact(const BfpPackedA& a, const BfpPackedB& b) {
+  if (!a.onGrid || !b.onGrid) return false;
+  if (!a.anyNonZero || !b.anyNonZero) return true;  // the product is exactly zero
+  // |Σ| < P · 2^(Na-1) · 2^(Nb-1): the largest block value has exponent below this bound.
+  const int logP = static_cast<int>(std::ceil(std::log2(static_cast<double>(a.P))));
+  const int top = a.maxExp + b.maxExp + (a.bits - 1) + (b.bits - 1) + logP;
+  return a.minExp + b.minExp >= -126 && top <= 128;
+}
+
+namespace {
+
+std::atomic<int64_t> gInt8Gemms{0}, gInt8Inexact{0};
+
+struct TileArgs {
+  const BfpPackedA* a;
+  const BfpRowMap* map;
+  const BfpPackedB* b;
+  float* c;
+  int64_t ldc;
+};
+
+/// Row pointers of packed A for the rows m0.. of C and segment s.
+inline const int8_t* rowOf(const TileArgs& t, int64_t m, int64_t s) {
+  const BfpPackedA& A = *t.a;
+  const int64_t idx = t.map->index ? t.map->index[m * t.map->segments + s] : m;
+  return A.data.data() + (idx < 0 ? A.rows : idx) * A.rowBytes;
+}
+
+/// The plain-loop kernel: the same arithmetic as the VNNI one, lane by lane.
+void tileScalar(const TileArgs& t, int64_t m0, int64_t rows, int64_t p0, int64_t panels) {
+  const BfpPackedA& A = *t.a;
+  const BfpPackedB& B = *t.b;
+  const int64_t P = A.P, Q = P / 4, bpS = B.blocksPerSegment;
+  const int64_t corrOff = A.blocks * P, expOff = corrOff + A.blocks * 4;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t p = p0; p < p0 + panels; ++p) {
+      float acc[16] = {};
+      const uint8_t* bp = B.data.data() + p * B.blocks * Q * 64;
+      const int32_t* be = B.exps.data() + p * B.blocks * 16;
+      for (int64_t s = 0; s < t.map->segments; ++s) {
+        const int8_t* ap = rowOf(t, m0 + r, s);
+        for (int64_t bb = 0; bb < bpS; ++bb) {
+          const int64_t kb = s * bpS + bb, ab = t.map->blockOffset + bb;
+          const int8_t* ad = ap + ab * P;
+          const uint8_t* bd = bp + kb * Q * 64;
+          const int32_t start = load32(ap + corrOff + ab * 4), sa = load32(ap + expOff + ab * 4);
+          for (int j = 0; j < 16; ++j) {
+            int32_t sum = start;
+            for (int64_t k = 0; k < P; ++k) sum += int32_t{bd[(k / 4) * 64 + j * 4 + k % 4]} * ad[k];
+            const float scale = std::bit_cast<float>(static_cast<int32_t>(
+                static_cast<uint32_t>(sa) + static_cast<uint32_t>(be[kb * 16 + j])));
+            acc[j] = std::fma(static_cast<float>(sum), scale, acc[j]);
+          }
+        }
+      }
+      const int64_t n = std::min<int64_t>(16, B.cols - p * 16);
+      std::memcpy(t.c + (m0 + r) * t.ldc + p * 16, acc, static_cast<size_t>(n) * 4);
+    }
+  }
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
+
+template <int R, int V>
+void tileVnni(const TileArgs& t, int64_t m0, int64_t p0) {
+  const BfpPackedA& A = *t.a;
+  const BfpPackedB& B = *t.b;
+  const int64_t P = A.P, Q = P / 4, bpS = B.blocksPerSegment;
+  const int64_t corrOff = A.blocks * P, expOff = corrOff + A.blocks * 4;
+  __m512 acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  const uint8_t* bp[V];
+  const int32_t* be[V];
+  for (int v = 0; v < V; ++v) {
+    bp[v] = B.data.data() + (p0 + v) * B.blocks * Q * 64;
+    be[v] = B.exps.data() + (p0 + v) * B.blocks * 16;
+  }
+  for (int64_t s = 0; s < t.map->segments; ++s) {
+    const int8_t* ap[R];
+    for (int r = 0; r < R; ++r) ap[r] = rowOf(t, m0 + r, s);
+    for (int64_t bb = 0; bb < bpS; ++bb) {
+      const int64_t kb = s * bpS + bb, ab = t.map->blockOffset + bb;
+      __m512i sum[R][V];
+      for (int r = 0; r < R; ++r) {
+        const __m512i start = _mm512_set1_epi32(load32(ap[r] + corrOff + ab * 4));
+        for (int v = 0; v < V; ++v) sum[r][v] = start;
+      }
+      const int8_t* ad[R];
+      for (int r = 0; r < R; ++r) ad[r] = ap[r] + ab * P;
+      const uint8_t* bd[V];
+      for (int v = 0; v < V; ++v) bd[v] = bp[v] + kb * Q * 64;
+      for (int64_t q = 0; q < Q; ++q) {
+        __m512i bv[V];
+        for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_si512(bd[v] + q * 64);
+        for (int r = 0; r < R; ++r) {
+          const __m512i av = _mm512_set1_epi32(load32(ad[r] + q * 4));
+          for (int v = 0; v < V; ++v) sum[r][v] = _mm512_dpbusd_epi32(sum[r][v], bv[v], av);
+        }
+      }
+      __m512i sb[V];
+      for (int v = 0; v < V; ++v) sb[v] = _mm512_loadu_si512(be[v] + kb * 16);
+      for (int r = 0; r < R; ++r) {
+        const __m512i sa = _mm512_set1_epi32(load32(ap[r] + expOff + ab * 4));
+        for (int v = 0; v < V; ++v) {
+          const __m512 scale = _mm512_castsi512_ps(_mm512_add_epi32(sa, sb[v]));
+          acc[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[r][v]), scale, acc[r][v]);
+        }
+      }
+    }
+  }
+  for (int v = 0; v < V; ++v) {
+    const int64_t col = (p0 + v) * 16, n = std::min<int64_t>(16, B.cols - col);
+    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1u);
+    for (int r = 0; r < R; ++r) {
+      float* dst = t.c + (m0 + r) * t.ldc + col;
+      if (n == 16) {
+        _mm512_storeu_ps(dst, acc[r][v]);
+      } else {
+        _mm512_mask_storeu_ps(dst, mask, acc[r][v]);
+      }
+    }
+  }
+}
+
+template <int V>
+void tileVnniRows(const TileArgs& t, int64_t m0, int64_t rows, int64_t p0) {
+  switch (rows) {
+    case 1: tileVnni<1, V>(t, m0, p0); break;
+    case 2: tileVnni<2, V>(t, m0, p0); break;
+    case 3: tileVnni<3, V>(t, m0, p0); break;
+    case 4: tileVnni<4, V>(t, m0, p0); break;
+    case 5: tileVnni<5, V>(t, m0, p0); break;
+    default: tileVnni<6, V>(t, m0, p0); break;
+  }
+}
+
+#pragma GCC pop_options
+
+static_assert(kRows == 6 && kPanels == 2, "tileVnniRows dispatches 1..6 rows, 1..2 panels");
+
+}  // namespace
+
+bool bfpGemmPacked(const BfpPackedA& a, const BfpRowMap& map, const BfpPackedB& b, float* c,
+                   int64_t ldc, BfpIsa isa) {
+  MANTISSA_CHECK(a.P == b.P, "bfpGemm: block lengths differ (", a.P, " vs ", b.P, ")");
+  MANTISSA_CHECK(map.segments >= 1 && b.blocks == map.segments * b.blocksPerSegment &&
+                     map.blockOffset >= 0 && map.blockOffset + b.blocksPerSegment <= a.blocks,
+                 "bfpGemm: A has ", a.blocks, " blocks per row, B ", b.blocks, " (",
+                 map.segments, " segments from block ", map.blockOffset, ")");
+  MANTISSA_CHECK(map.index || (map.segments == 1 && map.rows <= a.rows),
+                 "bfpGemm: rows without an index");
+  MANTISSA_CHECK(ldc >= b.cols, "bfpGemm: ldc ", ldc, " < ", b.cols, " columns");
+  if (!bfpExact(a, b)) return false;
+  const int64_t M = map.rows, N = b.cols;
+  if (M == 0 || N == 0) return true;
+  if (!a.anyNonZero || !b.anyNonZero) {
+    parallelFor(0, M, 256, [&](int64_t r0, int64_t r1) {
+      for (int64_t m = r0; m < r1; ++m) std::fill(c + m * ldc, c + m * ldc + N, 0.0f);
+    });
+    return true;
+  }
+  const TileArgs t{&a, &map, &b, c, ldc};
+  const int64_t pairs = (b.panels + kPanels - 1) / kPanels;
+  const int64_t chunks = (M + kRowChunk - 1) / kRowChunk;
+  const bool vnni = isa == BfpIsa::Vnni;
+  MANTISSA_CHECK(!vnni || cpuHasAvx512Vnni(), "bfpGemm: this CPU has no AVX-512 VNNI");
+  parallelFor(0, chunks * pairs, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t rc = item / pairs, pp = item % pairs;
+      const int64_t p0 = pp * kPanels, np = std::min<int64_t>(kPanels, b.panels - p0);
+      const int64_t mEnd = std::min(M, (rc + 1) * kRowChunk);
+      for (int64_t m0 = rc * kRowChunk; m0 < mEnd; m0 += kRows) {
+        const int64_t rows = std::min<int64_t>(kRows, mEnd - m0);
+        if (!vnni) {
+          tileScalar(t, m0, rows, p0, np);
+        } else if (np == 2) {
+          tileVnniRows<2>(t, m0, rows, p0);
+        } else {
+          tileVnniRows<1>(t, m0, rows, p0);
+        }
+      }
+    }
+  });
+  return true;
+}
+
+bool bfpGemm(const BfpSource& a, const BfpSource& b, int64_t block, float* c, int64_t ldc,
+             BfpIsa isa) {
+  MANTISSA_CHECK(a.segments * a.segLen == b.segments * b.segLen && a.segments == b.segments,
+                 "bfpGemm: K differs (", a.segments, " x ", a.segLen, " vs ", b.segments, " x ",
+                 b.segLen, ")");
+  BfpPackedA pa = bfpPackA(a, block);
+  BfpPackedB pb = bfpPackB(b, block);
+  BfpRowMap map{.rows = pa.rows, .segments = 1};
+  // A plain GEMM: A's segments are consecutive blocks of one row, as are B's.
+  if (a.segments > 1) {
+    // Fold B's segments into one: the blocks line up one to one.
+    pb.blocksPerSegment = pb.blocks;
+  }
+  return bfpGemmPacked(pa, map, pb, c, ldc, isa);
+}
+
+void countInt8BfpGemm() { gInt8Gemms.fetch_add(1, std::memory_order_relaxed); }
+void countInt8BfpInexact() { gInt8Inexact.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace mantissa::ops::detail
+
+namespace mantissa {
+
+namespace {
+
+/// Off by default until measured faster (docs/performance.md). MANTISSA_INT8_BFP=1 (or "on",
+/// "true") turns it on at start-up; setInt8BfpEnabled overrides it at any time.
+bool initialInt8Switch() {
+  const char* v = std::getenv("MANTISSA_INT8_BFP");
+  if (!v) return false;
+  return std::strcmp(v, "1") == 0 || std::strcmp(v, "on") == 0 || std::strcmp(v, "true") == 0;
+}
+
+std::atomic<bool>& gInt8Switch() {
+  static std::atomic<bool> on{initialInt8Switch()};
+  return on;
+}
+
+}  // namespace
+
+Int8BfpStats int8BfpStats() {
+  return {.int8 = ops::detail::gInt8Gemms.load(), .inexact = ops::detail::gInt8Inexact.load()};
+}
+
+void resetInt8BfpStats() {
+  ops::detail::gInt8Gemms = 0;
+  ops::detail::gInt8Inexact = 0;
+}
+
+void setInt8BfpEnabled(bool on) { gInt8Switch() = on; }
+
+bool int8BfpEnabled() { return gInt8Switch().load(std::memory_order_relaxed); }
+
+}  // namespace mantissa

@@ -1,0 +1,116 @@
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+// int8 block-floating-point GEMM (docs/performance.md "int8 block-floating-point path"): the
+// GEMM of two HBFP-quantized operands computed from their integer mantissas and per-block
+// exponents, so that it gives what the FP32 emulation gives on the dequantized values up to
+// FP32 summation order.
+//
+//   C[m, n] = Σ_kb 2^(sa[m, kb] + sb[n, kb]) · Σ_{k in block kb} A[m, k] · B[n, k]
+//
+// with A and B int8 mantissas (|m| <= 127), sa = e - (N_A - 1) and sb = e - (N_B - 1) the
+// exponents of the blocks' ulps (value = m · 2^(e - (N-1)), formats/Hbfp.h). The integer block
+// dot products are exact in int32 and, since |Σ| <= P · 127² < 2^24 for blocks of at most P =
+// 1024 values, exact when converted to float; the power-of-two scale is applied exactly as long
+// as every block product 2^(sa+sb)·Σ is an FP32 normal number (checked per call from the
+// smallest and largest exponents of the blocks that hold a non-zero mantissa) — the same
+// condition under which every single product of the emulation is exact. The block values are
+// then summed in FP32 (one fused multiply-add per block), in block order.
+//
+// AVX-512 VNNI (vpdpbusd multiplies u8 by s8): B is stored offset by +128 as u8 and the
+// accumulator of row m and block kb starts at -128 · Σ A[m, block] (precomputed when A is
+// packed). A plain-loop kernel on the same packed data gives bit-identical results on CPUs
+// without VNNI and for tests.
+
+namespace mantissa::ops::detail {
+
+/// A matrix of HBFP-quantized FP32 values (the emulation's own operand) viewed as rows x K,
+/// read with strides (no copy): row i = (i1, i2) = (i / rows2, i % rows2); K = segments x
+/// segLen, and the HBFP blocks are `block` consecutive k that restart at each segment (they must
+/// be the blocks the values were quantized with). Element (i, s, k) is
+/// values[i1·s1 + i2·s2 + s·sSeg + k·sk].
+///
+/// Packing recovers each block's mantissas and exponent from the values exactly: a block
+/// quantized with shared exponent e holds multiples of ulp = 2^(e - (N-1)) with
+/// |m| <= 2^(N-1) - 1 and, unless e was clamped at -126, max|q| >= 2^(e-1) (the block max
+/// exceeds 2^(e-1), which lies on the grid, and rounding and saturation keep it there); so
+/// e = max(floor(log2 max|q|) + 1, -126), and m = q / ulp is exact. Values that are not on such
+/// a grid (not HBFP N-bit values blocked this way) are detected, and the GEMM falls back.
+struct BfpSource {
+  int64_t rows1 = 1, rows2 = 1;
+  int64_t segments = 1, segLen = 0;
+  const float* values = nullptr;
+  int64_t s1 = 0, s2 = 0, sSeg = 0, sk = 1;
+  int bits = 8;
+  int64_t rows() const { return rows1 * rows2; }
+};
+
+/// Which instructions run the block dot products.
+enum class BfpIsa : uint8_t { Scalar, Vnni };
+
+/// True when the CPU has AVX-512 F/BW and VNNI.
+bool cpuHasAvx512Vnni();
+/// Vnni when the CPU has it, else Scalar.
+BfpIsa bestBfpIsa();
+
+/// Packed rows of the broadcast operand (A): per row, for each block, P bytes of mantissas
+/// (P = block length rounded up to a multiple of 4, zero-padded), then per block the int32
+/// accumulator start -128·Σ and the int32 scale exponent sa. One zero row at the end (index
+/// `rows`) stands for padding.
+struct BfpPackedA {
+  int64_t rows = 0, blocks = 0, P = 0, rowBytes = 0;
+  int minExp = 0, maxExp = 0;  // sa over blocks with a non-zero mantissa
+  bool anyNonZero = false;
+  bool onGrid = true;  // every value was an N-bit HBFP value of its block
+  int bits = 8;
+  std::vector<int8_t> data;  // (rows + 1) x rowBytes
+};
+
+/// Packed columns of the vector operand (B): panels of 16 columns, [panel][kb][P/4][16][4] u8
+/// (mantissa + 128; padding 128), and per panel [kb][16] int32 scale exponents sb.
+struct BfpPackedB {
+  int64_t cols = 0, panels = 0, blocks = 0, blocksPerSegment = 0, P = 0;
+  int minExp = 0, maxExp = 0;
+  bool anyNonZero = false;
+  bool onGrid = true;
+  int bits = 8;
+  std::vector<uint8_t> data;
+  std::vector<int32_t> exps;  // sb << 23 per (panel, kb, lane); zero blocks get the smallest sb
+};
+
+/// Packs A (all its segments' blocks one after the other in each row).
+BfpPackedA bfpPackA(const BfpSource& a, int64_t block);
+/// Packs B (its rows become the columns n of C).
+BfpPackedB bfpPackB(const BfpSource& b, int64_t block);
+
+/// Which packed A rows make row m of C: for segment s (the B segment s, blocks
+/// [s·bpS, (s+1)·bpS) of B with bpS = blocksPerSegment) row `index[m·segments + s]` of A (or the
+/// zero row when -1), at its blocks [blockOffset, blockOffset + bpS). index == nullptr: row m,
+/// one segment (a plain GEMM).
+struct BfpRowMap {
+  int64_t rows = 0, segments = 1;
+  const int32_t* index = nullptr;
+  int64_t blockOffset = 0;
+};
+
+/// Whether both operands were on their grids and every non-zero block product is exactly
+/// representable (an FP32 normal, no overflow).
+bool bfpExact(const BfpPackedA& a, const BfpPackedB& b);
+
+/// C[m·ldc + n] = the block-FP product, for m < map.rows, n < b.cols (C is overwritten).
+/// Returns false, and leaves C untouched, when bfpExact fails (the caller then runs the FP32
+/// GEMM on the dequantized operands).
+bool bfpGemmPacked(const BfpPackedA& a, const BfpRowMap& map, const BfpPackedB& b, float* c,
+                   int64_t ldc, BfpIsa isa);
+
+/// A [M, K] x B [N, K]ᵀ -> C [M, N] (ldc): packs both and calls bfpGemmPacked.
+bool bfpGemm(const BfpSource& a, const BfpSource& b, int64_t block, float* c, int64_t ldc,
+             BfpIsa isa);
+
+/// Counts one GEMM (thread-safe). See mantissa::Int8BfpStats.
+void countInt8BfpGemm();
+void countInt8BfpInexact();
+
+}  // namespace mantissa::ops::detail
