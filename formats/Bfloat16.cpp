@@ -26,7 +26,13 @@ Bfloat16::Bfloat16(Rounding rounding) : GridFormat(bf16Grid(), rounding) {}
 std::string Bfloat16::spec() const { return "bf16" + detail::roundingSuffix(rounding_, true); }
 
 Encoded Bfloat16::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
-  Tensor q = quantize(x, args, state);
+  Tensor q;
+  return encodeWithValues(x, args, state, q);
+}
+
+Encoded Bfloat16::encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                                   Tensor& q) const {
+  q = quantize(x, args, state);
   Tensor codes = Tensor::uninitialized(q.shape(), DType::U16);
   // A quantized value has zero low 16 bits (NaN is the canonical quiet NaN), so the code is
   // just the upper half of the pattern.

@@ -18,6 +18,8 @@ class Bfloat16 final : public detail::GridFormat {
   int significandBits() const override { return 8; }
   Encoded encode(const Tensor& x, const QuantizeArgs& args,
                  FormatState* state = nullptr) const override;
+  Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                           Tensor& values) const override;
   Tensor decode(const Encoded& e) const override;
 };
 

@@ -54,7 +54,13 @@ Ffp8::Ffp8(Ffp8Params params)
     : GridFormat(validated(params).layout().grid(true), Rounding::NearestEven), params_(params) {}
 
 Encoded Ffp8::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
-  Tensor q = quantize(x, args, state);
+  Tensor q;
+  return encodeWithValues(x, args, state, q);
+}
+
+Encoded Ffp8::encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                               Tensor& q) const {
+  q = quantize(x, args, state);
   Tensor codes = Tensor::uninitialized(q.shape(), DType::U8);
   detail::encodeMiniFloat(q.data<float>(), codes.data<uint8_t>(), q.numel(), params_.layout());
   return detail::elementwiseEncoded(spec(), q.shape(), codes);
@@ -220,6 +226,15 @@ Encoded Ffp8Auto::encode(const Tensor& x, const QuantizeArgs& args, FormatState*
     return detail::elementwiseEncoded(spec(), x.shape(), Tensor::uninitialized(x.shape(), DType::U8));
   }
   return resolve(x, args, state).encode(x, args);
+}
+
+Encoded Ffp8Auto::encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                                   Tensor& values) const {
+  if (x.defined() && x.numel() == 0) {
+    values = quantize(x, args, state);
+    return encode(x, args, state);
+  }
+  return resolve(x, args, state).encodeWithValues(x, args, nullptr, values);
 }
 
 Tensor Ffp8Auto::decode(const Encoded& e) const {

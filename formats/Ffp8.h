@@ -43,6 +43,8 @@ class Ffp8 final : public detail::GridFormat {
   int significandBits() const override { return params_.e > 0 ? params_.f + 1 : params_.f; }
   Encoded encode(const Tensor& x, const QuantizeArgs& args,
                  FormatState* state = nullptr) const override;
+  Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                           Tensor& values) const override;
   Tensor decode(const Encoded& e) const override;
 
  private:
@@ -101,6 +103,8 @@ class Ffp8Auto final : public Format {
                   FormatState* state = nullptr) const override;
   Encoded encode(const Tensor& x, const QuantizeArgs& args,
                  FormatState* state = nullptr) const override;
+  Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                           Tensor& values) const override;
   /// Decodes codes of any fixed FFP8 spec.
   Tensor decode(const Encoded& e) const override;
 

@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "core/Error.h"
+#include "core/parallel/ParallelFor.h"
 #include "formats/detail/Factories.h"
 #include "formats/detail/FlexpointKernels.h"
 #include "formats/detail/KernelIsa.h"
@@ -196,7 +197,9 @@ Tensor Flexpoint::decode(const Encoded& e) const {
   float* op = out.data<float>();
   const int64_t n = codes.numel();
   auto run = [&](const auto* c) {
-    for (int64_t i = 0; i < n; ++i) op[i] = static_cast<float>(c[i]) * down;
+    parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e2) {
+      for (int64_t i = b; i < e2; ++i) op[i] = static_cast<float>(c[i]) * down;
+    });
   };
   switch (codes.dtype()) {
     case DType::I8: run(codes.data<int8_t>()); break;

@@ -118,6 +118,16 @@ class Format {
                          FormatState* state = nullptr) const = 0;
   /// Unpacks; `decode(encode(x)) == quantize(x)` bit for bit.
   virtual Tensor decode(const Encoded& e) const = 0;
+  /// encode(x) that also sets `values` to the quantized values (bit for bit decode() of the
+  /// result, i.e. quantize(x)), for callers that need both: the dot-product layers multiply with
+  /// the values and keep the codes for backward. The default decodes the codes; formats that
+  /// compute the values on the way (the grid formats, S2FP8) return them without another pass.
+  virtual Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                                   Tensor& values) const {
+    Encoded e = encode(x, args, state);
+    values = decode(e);
+    return e;
+  }
 };
 
 using FormatPtr = std::shared_ptr<const Format>;

@@ -106,13 +106,24 @@ Tensor Fp16::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* st
 }
 
 Encoded Fp16::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
-  Tensor q = quantize(x, args, state);
+  Tensor q;
+  return encodeWithValues(x, args, state, q);
+}
+
+Encoded Fp16::encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                               Tensor& q) const {
+  q = quantize(x, args, state);
   Tensor codes = Tensor::uninitialized(q.shape(), DType::U16);
   const float* src = q.data<float>();
   uint16_t* dst = codes.data<uint16_t>();
   // The values are already on the binary16 grid, so the conversion is exact.
   parallelFor(0, q.numel(), 1 << 16, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dst[i] = _cvtss_sh(src[i], kRne);
+    int64_t i = b;
+    for (; i + 8 <= e; i += 8) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                       _mm256_cvtps_ph(_mm256_loadu_ps(src + i), kRne));
+    }
+    for (; i < e; ++i) dst[i] = _cvtss_sh(src[i], kRne);
   });
   return detail::elementwiseEncoded(spec(), q.shape(), codes);
 }
@@ -124,7 +135,12 @@ Tensor Fp16::decode(const Encoded& e) const {
   const uint16_t* src = codes.data<uint16_t>();
   float* dst = out.data<float>();
   parallelFor(0, out.numel(), 1 << 16, [&](int64_t b, int64_t e2) {
-    for (int64_t i = b; i < e2; ++i) dst[i] = _cvtsh_ss(src[i]);
+    int64_t i = b;
+    for (; i + 8 <= e2; i += 8) {
+      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(
+                                    reinterpret_cast<const __m128i*>(src + i))));
+    }
+    for (; i < e2; ++i) dst[i] = _cvtsh_ss(src[i]);
   });
   return out;
 }

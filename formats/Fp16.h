@@ -20,6 +20,8 @@ class Fp16 final : public detail::GridFormat {
                   FormatState* state = nullptr) const override;
   Encoded encode(const Tensor& x, const QuantizeArgs& args,
                  FormatState* state = nullptr) const override;
+  Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                           Tensor& values) const override;
   Tensor decode(const Encoded& e) const override;
 };
 

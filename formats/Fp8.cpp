@@ -26,7 +26,13 @@ std::string Fp8::spec() const {
 }
 
 Encoded Fp8::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
-  Tensor q = quantize(x, args, state);
+  Tensor q;
+  return encodeWithValues(x, args, state, q);
+}
+
+Encoded Fp8::encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                              Tensor& q) const {
+  q = quantize(x, args, state);
   Tensor codes = Tensor::uninitialized(q.shape(), DType::U8);
   detail::encodeMiniFloat(q.data<float>(), codes.data<uint8_t>(), q.numel(), layout_);
   return detail::elementwiseEncoded(spec(), q.shape(), codes);

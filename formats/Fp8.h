@@ -23,6 +23,8 @@ class Fp8 final : public detail::GridFormat {
   int significandBits() const override { return kind_ == Kind::E4M3 ? 4 : 3; }
   Encoded encode(const Tensor& x, const QuantizeArgs& args,
                  FormatState* state = nullptr) const override;
+  Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                           Tensor& values) const override;
   Tensor decode(const Encoded& e) const override;
 
  private:

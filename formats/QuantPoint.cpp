@@ -1,10 +1,32 @@
 #include "formats/QuantPoint.h"
 
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 #include "core/autograd/Autograd.h"
 
 namespace mantissa::formats {
+
+namespace {
+
+bool initialPackedSaves() {
+  const char* v = std::getenv("MANTISSA_PACKED_SAVES");
+  if (!v) return true;
+  return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "off") == 0 || std::strcmp(v, "false") == 0);
+}
+
+std::atomic<bool>& gPackedSaves() {
+  static std::atomic<bool> on{initialPackedSaves()};
+  return on;
+}
+
+}  // namespace
+
+void setPackedSavesEnabled(bool on) { gPackedSaves() = on; }
+
+bool packedSavesEnabled() { return gPackedSaves().load(std::memory_order_relaxed); }
 
 uint64_t streamOf(std::string_view name) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -38,9 +60,9 @@ void QuantPoint::setFormats(FormatPtr forward, FormatPtr backward) {
   assign(bwd_, std::move(backward));
 }
 
-Tensor QuantPoint::run(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
-                       std::span<const int64_t> blockAxes) {
-  if (dir.format->isIdentity()) return x;
+template <class Convert>
+auto QuantPoint::convert(QuantDirection& dir, int64_t blockAxis, std::span<const int64_t> blockAxes,
+                         const Convert& fn) {
   QuantizeArgs args;
   args.role = dir.role;
   args.blockAxis = blockAxis;
@@ -51,12 +73,34 @@ Tensor QuantPoint::run(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
   args.pointName = name_;
   dir.lastStats = {};
   args.stats = &dir.lastStats;
-  Tensor out = dir.format->quantize(x, args, dir.state.get());
+  auto out = fn(args, dir.state.get());
   dir.totalStats.count += dir.lastStats.count;
   dir.totalStats.saturated += dir.lastStats.saturated;
   dir.totalStats.flushed += dir.lastStats.flushed;
   dir.totalStats.nonFinite += dir.lastStats.nonFinite;
   return out;
+}
+
+Tensor QuantPoint::run(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
+                       std::span<const int64_t> blockAxes) {
+  if (dir.format->isIdentity()) return x;
+  return convert(dir, blockAxis, blockAxes, [&](const QuantizeArgs& args, FormatState* state) {
+    return dir.format->quantize(x, args, state);
+  });
+}
+
+Encoded QuantPoint::encodeForward(const Tensor& x, Tensor& values, int64_t blockAxis) {
+  if (fwd_.format->isIdentity()) {
+    // As quantizeForward: fp32 returns x and counts no conversion.
+    values = x;
+    QuantizeArgs args;
+    args.blockAxis = blockAxis;
+    args.pointName = name_;
+    return fwd_.format->encode(x, args, nullptr);
+  }
+  return convert(fwd_, blockAxis, {}, [&](const QuantizeArgs& args, FormatState* state) {
+    return fwd_.format->encodeWithValues(x, args, state, values);
+  });
 }
 
 Tensor QuantPoint::quantizeForward(const Tensor& x, int64_t blockAxis) {

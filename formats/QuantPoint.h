@@ -54,6 +54,15 @@ class QuantPoint : public io::Stateful {
   Tensor quantizeForwardAlong(const Tensor& x, std::span<const int64_t> blockAxes);
   Tensor quantizeBackwardAlong(const Tensor& g, std::span<const int64_t> blockAxes);
 
+  /// As quantizeForward, but packed: the forward format's codes (Format::encodeWithValues) with
+  /// the same arguments, stochastic-rounding stream, step and statistics, so the adaptive state
+  /// advances exactly as one quantizeForward would. `values` receives the quantized values,
+  /// bit for bit those quantizeForward would have returned (for fp32: x itself, and the codes
+  /// are a copy). Decode the codes with the forward format (forwardFormat()->decode). The
+  /// dot-product layers keep the codes of the operands backward reuses (docs/performance.md
+  /// "Packed saved activations").
+  Encoded encodeForward(const Tensor& x, Tensor& values, int64_t blockAxis = -1);
+
   /// Clears totalStats of both directions.
   void resetStats();
   /// Scalar metrics for logs: format state metrics and saturation/flush fractions, prefixed
@@ -68,6 +77,11 @@ class QuantPoint : public io::Stateful {
   void loadState(const io::StateDict& in, const std::string& prefix) override;
 
  private:
+  /// One conversion of `dir`: builds the arguments, calls convert(args, state) and books the
+  /// statistics. Used by every quantize and encode call.
+  template <class Convert>
+  auto convert(QuantDirection& dir, int64_t blockAxis, std::span<const int64_t> blockAxes,
+               const Convert& fn);
   Tensor run(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
              std::span<const int64_t> blockAxes = {});
 
@@ -85,5 +99,12 @@ Tensor quantize(const Tensor& x, const QuantPointPtr& point, int64_t blockAxis =
 
 /// 64-bit FNV-1a of a name: the stochastic-rounding stream of a point, stable across runs.
 uint64_t streamOf(std::string_view name);
+
+/// Whether the dot-product layers (Linear, Conv2d, ConvTranspose2d) keep the quantized forward
+/// operands that backward reuses as their format's packed codes (8 or 16 bits a value instead of
+/// FP32) and decode them in backward. On by default; MANTISSA_PACKED_SAVES=0 starts a process
+/// with it off. Results are bit-identical either way; tests and benchmarks compare the two.
+void setPackedSavesEnabled(bool on);
+bool packedSavesEnabled();
 
 }  // namespace mantissa::formats

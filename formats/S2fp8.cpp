@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/Error.h"
+#include "core/parallel/ParallelFor.h"
 #include "formats/detail/Factories.h"
 #include "formats/detail/S2fp8Kernels.h"
 
@@ -141,6 +142,16 @@ Tensor S2fp8::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* s
 }
 
 Encoded S2fp8::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
+  return encodeInto(x, args, state, nullptr);
+}
+
+Encoded S2fp8::encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                                Tensor& values) const {
+  return encodeInto(x, args, state, &values);
+}
+
+Encoded S2fp8::encodeInto(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                          Tensor* values) const {
   checkInput(x, args);
   S2fp8State* st = stateOf(state, args);
   Tensor xc = x.contiguous();
@@ -152,8 +163,11 @@ Encoded S2fp8::encode(const Tensor& x, const QuantizeArgs& args, FormatState* st
   e.spec = spec();
   e.shape = x.shape();
   e.codes = Tensor::uninitialized(x.shape(), DType::U8);
-  int64_t flushed = detail::s2fp8Map(xc.data<float>(), nullptr, e.codes.data<uint8_t>(),
-                                     xc.numel(), t, isa, scan.nonFinite > 0);
+  // Codes and values in the same pass: the map writes both bit for bit as decode would.
+  if (values) *values = Tensor::uninitialized(x.shape());
+  int64_t flushed =
+      detail::s2fp8Map(xc.data<float>(), values ? values->data<float>() : nullptr,
+                       e.codes.data<uint8_t>(), xc.numel(), t, isa, scan.nonFinite > 0);
   e.scalars = {p.alpha, p.beta};
   if (st) st->record(p);
   if (args.stats) {
@@ -186,7 +200,9 @@ Tensor S2fp8::decode(const Encoded& e) const {
   Tensor out = Tensor::uninitialized(e.shape);
   const uint8_t* cp = codes.data<uint8_t>();
   float* op = out.data<float>();
-  for (int64_t i = 0; i < codes.numel(); ++i) op[i] = table[cp[i]];
+  parallelFor(0, codes.numel(), 1 << 16, [&](int64_t b, int64_t e2) {
+    for (int64_t i = b; i < e2; ++i) op[i] = table[cp[i]];
+  });
   return out;
 }
 

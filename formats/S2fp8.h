@@ -63,10 +63,17 @@ class S2fp8 : public Format {
   /// Codes: U8 E5M2 payload (S.EEEEE.MM); scalars: {alpha, beta}.
   Encoded encode(const Tensor& x, const QuantizeArgs& args,
                  FormatState* state = nullptr) const override;
+  Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                           Tensor& values) const override;
   Tensor decode(const Encoded& e) const override;
 
   /// The squeeze and shift S2FP8 uses for x (the statistics pass alone).
   static S2fp8Params paramsFor(const Tensor& x);
+
+ private:
+  /// encode, writing the values too when `values` is non-null (one map pass for both).
+  Encoded encodeInto(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                     Tensor* values) const;
 };
 
 }  // namespace mantissa::formats

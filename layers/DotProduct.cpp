@@ -87,6 +87,60 @@ Operand packed(Operand o) {
 
 Tensor f32Of(const Operand& o) { return o.f32.defined() ? o.f32 : od::widenBf16(o.bf16.bits); }
 
+// ---- packed saved operands (docs/performance.md "Packed saved activations") -----------------
+// A forward operand that backward reuses (x for backward-weights, w for backward-data) is
+// produced by encoding when its format packs it below FP32: the forward GEMM multiplies with the
+// values, backward keeps only the codes (1 or 2 bytes a value) and decodes them when it runs.
+// decode(encode(x)) == quantize(x) bit for bit, so the results do not change.
+
+/// Whether the forward operand of `f` is encoded for backward: not FP32 (nothing to pack, the
+/// operand is the input itself) and not blocked (HBFP re-blocks the FP32 input per GEMM).
+bool packable(const formats::FormatPtr& f) {
+  return formats::packedSavesEnabled() && !f->isIdentity() && !f->isBlocked();
+}
+
+/// The forward operand of `point` for x: quantized, or when `pack` encoded (codes in `codes`,
+/// the values returned; same state, statistics and stochastic-rounding step either way).
+Tensor forwardOperand(formats::QuantPoint& point, const Tensor& x, const std::vector<int64_t>& axes,
+                      bool pack, formats::Encoded& codes) {
+  if (!pack) return quantizeAlong(point, false, x, axes);
+  Tensor values;
+  codes = point.encodeForward(x, values);
+  return values;
+}
+
+/// What a backward closure keeps of a forward operand: its codes when they are smaller than
+/// the operand's own form (FP32, or bf16 bits on the bf16 GEMM path), else the operand.
+struct Saved {
+  Operand op;
+  formats::Encoded codes;
+  formats::FormatPtr format;  // decodes `codes`
+  bool convert = false;       // the forward operand went to the bf16 path: the decoded one does
+};
+
+Saved keep(Operand o, formats::Encoded codes, const formats::FormatPtr& format) {
+  Saved s;
+  s.convert = o.tried;
+  if (codes.codes.defined()) {
+    const size_t codeBytes = elementSize(codes.codes.dtype());
+    const size_t opBytes = o.bf16.exact() ? 2 : 4;
+    if (codeBytes < opBytes) {
+      s.codes = std::move(codes);
+      s.format = format;
+      return s;
+    }
+  }
+  s.op = packed(std::move(o));
+  return s;
+}
+
+/// The operand backward multiplies with: the kept one, or the decoded codes (converted to bf16
+/// again when the forward operand was, which gives the same bits).
+Operand restore(const Saved& s) {
+  if (!s.codes.codes.defined()) return s.op;
+  return makeOperand(s.format->decode(s.codes), s.convert);
+}
+
 /// fn(a, b) on bf16 operands when both conversions were tried and are exact and no product can
 /// be an FP32 denormal; otherwise on FP32 operands.
 template <class F>
@@ -118,21 +172,30 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
   const bool fx = on && bf16Format(activation_->forwardFormat());
   const bool fw = on && bf16Format(weightPoint_->forwardFormat());
   const bool fe = on && needBackward && bf16Format(error_->backwardFormat());
+  const bool needX = x.needsGrad(), needW = w.needsGrad();
+  // Encode x (w) when backward reuses it and its format packs it (packable).
+  const bool packX = needW && !reblockX && packable(activation_->forwardFormat());
+  const bool packW = needX && !reblockW && packable(weightPoint_->forwardFormat());
+  formats::Encoded xCodes, wCodes;
   // Convert x (w) when a GEMM uses it: the forward one, or a backward one that reuses the
   // forward operand (unblocked formats only).
-  Operand xo = makeOperand(quantizeAlong(*activation_, false, xd, g.xForward),
+  Operand xo = makeOperand(forwardOperand(*activation_, xd, g.xForward, packX, xCodes),
                            fx && (fw || (fe && !reblockX && w.needsGrad())));
-  Operand wo = makeOperand(quantizeAlong(*weightPoint_, false, wd, g.wForward),
+  Operand wo = makeOperand(forwardOperand(*weightPoint_, wd, g.wForward, packW, wCodes),
                            fw && (fx || (fe && !reblockW && x.needsGrad())));
   Tensor y = callGemm(g.forward, xo, wo);
   if (bias.defined()) y = addBias(y, bias.detach());
   if (!needBackward) return y;
 
   // Saved for backward: the raw FP32 operand when it must be re-blocked, else the quantized one
-  // (as bf16 bits when exact). Nothing that backward does not read.
-  const bool needX = x.needsGrad(), needW = w.needsGrad();
-  Operand xSaved = !reblockX && needW ? packed(std::move(xo)) : Operand();
-  Operand wSaved = !reblockW && needX ? packed(std::move(wo)) : Operand();
+  // as its codes, or as bf16 bits / FP32 values when those are not larger (keep). Nothing that
+  // backward does not read.
+  Saved xSaved = !reblockX && needW
+                     ? keep(std::move(xo), std::move(xCodes), activation_->forwardFormat())
+                     : Saved();
+  Saved wSaved = !reblockW && needX
+                     ? keep(std::move(wo), std::move(wCodes), weightPoint_->forwardFormat())
+                     : Saved();
   autograd::record(
       y, g.opName, {x, w, bias},
       [act = activation_, wp = weightPoint_, err = error_, g, xSaved, wSaved,
@@ -146,7 +209,7 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
         if (needX) {
           Operand wData = ws.defined()
                               ? makeOperand(quantizeAlong(*wp, false, ws, g.wDataGrad), fe && fw)
-                              : wSaved;
+                              : restore(wSaved);
           grads[0] = quantizeAlong(*act, true, callGemm(g.backwardData, eData, wData),
                                    g.xForward);
         }
@@ -156,7 +219,7 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
                          : eData;
           Operand xWeight = xs.defined()
                                 ? makeOperand(quantizeAlong(*act, false, xs, g.xWeightGrad), fx && fe)
-                                : xSaved;
+                                : restore(xSaved);
           grads[1] = quantizeAlong(*wp, true, callGemm(g.backwardWeights, xWeight, eWeight),
                                    g.wForward);
         }

@@ -393,39 +393,136 @@ std::array<float, 256> MiniFloat::decodeTable() const {
   return t;
 }
 
-void encodeMiniFloat(const float* q, uint8_t* codes, int64_t n, const MiniFloat& l) {
+namespace {
+
+/// What the code kernels need from a layout.
+struct CodeConsts {
+  int m = 0, emin = 0;
+  uint32_t signCode = 0;       // the sign bit of a code (0 for unsigned layouts)
+  uint32_t magOnes = 0;        // S.111..1: NaN where the layout has one
+  uint32_t infCode = 0;        // exponent all ones, mantissa 0 (IEEE layouts)
+  uint32_t minNormalBits = 0;  // bit pattern of 2^emin
+  uint32_t normalOffset = 0;   // (126 + emin) << m: fp32 exponent field -> code exponent field
+  float s1 = 1.f, s2 = 1.f;    // s1 * s2 = 2^(m - emin), each a normal float
+  bool ieee = false;
+};
+
+CodeConsts codeConsts(const MiniFloat& l) {
   checkLayout(l);
-  const int m = l.mantBits, emin = 1 - l.bias;
-  const uint32_t signCode = l.signBits ? 1u << (l.expBits + m) : 0u;
-  const uint32_t magOnes = (1u << (l.expBits + m)) - 1u;  // S.111..1 is NaN where there is one
-  const uint32_t infCode = ((1u << l.expBits) - 1u) << m;
-  const uint32_t minNormalBits = floatToBits(std::ldexp(1.f, emin));
+  CodeConsts k;
+  k.m = l.mantBits;
+  k.emin = 1 - l.bias;
+  k.signCode = l.signBits ? 1u << (l.expBits + k.m) : 0u;
+  k.magOnes = (1u << (l.expBits + k.m)) - 1u;
+  k.infCode = ((1u << l.expBits) - 1u) << k.m;
+  k.minNormalBits = floatToBits(std::ldexp(1.f, k.emin));
+  k.normalOffset = static_cast<uint32_t>(126 + k.emin) << k.m;
+  int up = k.m - k.emin;
+  k.s1 = std::ldexp(1.f, up / 2);
+  k.s2 = std::ldexp(1.f, up - up / 2);
+  k.ieee = l.specials == Specials::Ieee;
+  return k;
+}
+
+void encodeScalarRange(const float* q, uint8_t* codes, int64_t b, int64_t e, const CodeConsts& k) {
+  for (int64_t i = b; i < e; ++i) {
+    uint32_t u = floatToBits(q[i]);
+    uint32_t a = u & kAbsMask;
+    uint32_t s = (u & kSignBit) ? k.signCode : 0u;
+    uint32_t code;
+    if (a > kInfBits) {
+      code = s | k.magOnes;  // Specials::None never gets here: its formats reject NaN input
+    } else if (a == kInfBits) {
+      code = s | (k.ieee ? k.infCode : k.magOnes);
+    } else if (a >= k.minNormalBits) {
+      uint32_t ef = (a >> 23) - 127u - static_cast<uint32_t>(k.emin) + 1u;
+      code = s | (ef << k.m) | ((a >> (23 - k.m)) & ((1u << k.m) - 1u));
+    } else {
+      // Subnormal of the target: an exact integer multiple of 2^(emin - m).
+      code =
+          s | static_cast<uint32_t>(std::ldexp(static_cast<double>(bitsToFloat(a)), k.m - k.emin));
+    }
+    codes[i] = static_cast<uint8_t>(code);
+  }
+}
+
+#define MANTISSA_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+
+// The same codes as encodeScalarRange, 16 at a time. Normal range: the code is the fp32 pattern
+// shifted right by 23 - m (exponent field and top m mantissa bits) minus the exponent offset.
+// Subnormal range: the value times 2^(m - emin) (two exact scalings) is the integer code.
+MANTISSA_AVX512 void encodeAvx512Range(const float* q, uint8_t* codes, int64_t b, int64_t e,
+                                       const CodeConsts& k) {
+  const __m512i vAbs = _mm512_set1_epi32(static_cast<int>(kAbsMask));
+  const __m512i vSignBit = _mm512_set1_epi32(static_cast<int>(kSignBit));
+  const __m512i vInf = _mm512_set1_epi32(static_cast<int>(kInfBits));
+  const __m512i vMinNormal = _mm512_set1_epi32(static_cast<int>(k.minNormalBits));
+  const __m512i vOffset = _mm512_set1_epi32(static_cast<int>(k.normalOffset));
+  const __m512i vSignCode = _mm512_set1_epi32(static_cast<int>(k.signCode));
+  const __m512i vMagOnes = _mm512_set1_epi32(static_cast<int>(k.magOnes));
+  const __m512i vInfCode = _mm512_set1_epi32(static_cast<int>(k.ieee ? k.infCode : k.magOnes));
+  const __m512 vS1 = _mm512_set1_ps(k.s1), vS2 = _mm512_set1_ps(k.s2);
+  const __m128i vShift = _mm_cvtsi32_si128(23 - k.m);
+  for (int64_t i = b; i < e; i += 16) {
+    __mmask16 valid = e - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (e - i)) - 1u);
+    __m512i u =
+        valid == 0xFFFF ? _mm512_loadu_si512(q + i) : _mm512_maskz_loadu_epi32(valid, q + i);
+    __m512i a = _mm512_and_si512(u, vAbs);
+    __m512i code = _mm512_sub_epi32(_mm512_srl_epi32(a, vShift), vOffset);
+    __mmask16 subM = _mm512_cmplt_epu32_mask(a, vMinNormal);
+    __m512 scaled = _mm512_mul_ps(_mm512_mul_ps(_mm512_castsi512_ps(a), vS1), vS2);
+    code = _mm512_mask_mov_epi32(code, subM, _mm512_cvttps_epi32(scaled));
+    code = _mm512_mask_mov_epi32(code, _mm512_cmpeq_epi32_mask(a, vInf), vInfCode);
+    code = _mm512_mask_mov_epi32(code, _mm512_cmpgt_epu32_mask(a, vInf), vMagOnes);
+    code = _mm512_mask_or_epi32(code, _mm512_test_epi32_mask(u, vSignBit), code, vSignCode);
+    if (valid == 0xFFFF) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtepi32_epi8(code));
+    } else {
+      _mm512_mask_cvtepi32_storeu_epi8(codes + i, valid, code);
+    }
+  }
+}
+
+MANTISSA_AVX512 void decodeAvx512Range(const uint8_t* codes, float* out, int64_t b, int64_t e,
+                                       const float* table) {
+  for (int64_t i = b; i < e; i += 16) {
+    __mmask16 valid = e - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (e - i)) - 1u);
+    __m128i c8 = valid == 0xFFFF ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + i))
+                                 : _mm_maskz_loadu_epi8(valid, codes + i);
+    __m512 v = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(c8), table, 4);
+    if (valid == 0xFFFF) {
+      _mm512_storeu_ps(out + i, v);
+    } else {
+      _mm512_mask_storeu_ps(out + i, valid, v);
+    }
+  }
+}
+
+#undef MANTISSA_AVX512
+
+}  // namespace
+
+void encodeMiniFloat(const float* q, uint8_t* codes, int64_t n, const MiniFloat& l, bool avx512) {
+  const CodeConsts k = codeConsts(l);
+  const bool vec = avx512 && cpuHasAvx512();
   parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      uint32_t u = floatToBits(q[i]);
-      uint32_t a = u & kAbsMask;
-      uint32_t s = (u & kSignBit) ? signCode : 0u;
-      uint32_t code;
-      if (a > kInfBits) {
-        code = s | magOnes;  // Specials::None never gets here: its formats reject NaN input
-      } else if (a == kInfBits) {
-        code = s | (l.specials == Specials::Ieee ? infCode : magOnes);
-      } else if (a >= minNormalBits) {
-        uint32_t ef = (a >> 23) - 127u - static_cast<uint32_t>(emin) + 1u;
-        code = s | (ef << m) | ((a >> (23 - m)) & ((1u << m) - 1u));
-      } else {
-        // Subnormal of the target: an exact integer multiple of 2^(emin - m).
-        code = s | static_cast<uint32_t>(std::ldexp(static_cast<double>(bitsToFloat(a)), m - emin));
-      }
-      codes[i] = static_cast<uint8_t>(code);
+    if (vec) {
+      encodeAvx512Range(q, codes, b, e, k);
+    } else {
+      encodeScalarRange(q, codes, b, e, k);
     }
   });
 }
 
-void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloat& l) {
+void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloat& l, bool avx512) {
   const std::array<float, 256> table = l.decodeTable();
+  const bool vec = avx512 && cpuHasAvx512();
   parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) out[i] = table[codes[i]];
+    if (vec) {
+      decodeAvx512Range(codes, out, b, e, table.data());
+    } else {
+      for (int64_t i = b; i < e; ++i) out[i] = table[codes[i]];
+    }
   });
 }
 

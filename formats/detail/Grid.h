@@ -82,9 +82,13 @@ inline constexpr MiniFloat kE5M2{1, 5, 2, 15, Specials::Ieee};
 
 /// Codes of values that are already on the layout's grid (outputs of quantizeGrid with
 /// layout.grid(...)): NaN → S.all-ones (E4M3 0x7F/0xFF, E5M2 0x7F/0xFF), ±Inf → the Inf code.
-void encodeMiniFloat(const float* q, uint8_t* codes, int64_t n, const MiniFloat& layout);
-/// Table lookup: codes → values.
-void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloat& layout);
+/// AVX-512 when the CPU has it and `avx512` (tests pass false for the scalar reference); both
+/// give the same codes.
+void encodeMiniFloat(const float* q, uint8_t* codes, int64_t n, const MiniFloat& layout,
+                     bool avx512 = true);
+/// Table lookup: codes → values (AVX-512 gathers from the same table when allowed).
+void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloat& layout,
+                     bool avx512 = true);
 
 /// True when this CPU runs the AVX-512 kernels (F, BW, DQ, VL).
 bool cpuHasAvx512();
