@@ -129,16 +129,7 @@ int runClassifier(const CommonOptions& opts, const ClassifierSpec& spec) {
       lastTrain = train::trainClassifierEpoch(*model, sgd, trainLoader, eo, &progress);
     } catch (const train::NonFiniteLoss& e) {
       progress.finish();
-      std::fprintf(stderr, "%s: %s\n", spec.app.c_str(), e.what());
-      if (!opts.checkpoint.empty() && std::filesystem::exists(opts.checkpoint)) {
-        std::fprintf(stderr, "the last good checkpoint is %s; resume with --resume %s "
-                     "(optionally with another --precision and --change-precision)\n",
-                     opts.checkpoint.c_str(), opts.checkpoint.c_str());
-      }
-      train::JsonObject o;
-      o.add("event", "error").add("epoch", epoch).add("message", e.what());
-      log.write(o);
-      return 3;
+      return reportNonFiniteLoss(spec.app, opts, e, epoch, log);
     }
     if (lastTrain.stopped) {
       state.epoch = epoch;

@@ -483,17 +483,7 @@ int runGan(const CommonOptions& opts, const GanOptions& gan) {
                         progress, log);
     } catch (const train::NonFiniteLoss& e) {
       progress.finish();
-      std::fprintf(stderr, "mantissa-gan: %s\n", e.what());
-      if (!opts.checkpoint.empty() && std::filesystem::exists(opts.checkpoint)) {
-        std::fprintf(stderr,
-                     "the last good checkpoint is %s; resume with --resume %s "
-                     "(optionally with another --precision and --change-precision)\n",
-                     opts.checkpoint.c_str(), opts.checkpoint.c_str());
-      }
-      train::JsonObject o;
-      o.add("event", "error").add("epoch", epoch).add("message", e.what());
-      log.write(o);
-      return 3;
+      return reportNonFiniteLoss("mantissa-gan", opts, e, epoch, log);
     }
     if (last.stopped) {
       state.epoch = epoch;

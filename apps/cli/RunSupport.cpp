@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
+#include <filesystem>
 
 #include "apps/common/Precision.h"
 #include "core/io/Checkpoint.h"
@@ -166,6 +168,21 @@ train::JsonObject stepLine(const nn::Module& model, int64_t epoch, int64_t step,
   }
   o.add("formats", formats);
   return o;
+}
+
+int reportNonFiniteLoss(const std::string& app, const CommonOptions& opts, const std::exception& e,
+                        int64_t epoch, train::JsonlLog& log) {
+  std::fprintf(stderr, "%s: %s\n", app.c_str(), e.what());
+  if (!opts.checkpoint.empty() && std::filesystem::exists(opts.checkpoint)) {
+    std::fprintf(stderr,
+                 "the last good checkpoint is %s; resume with --resume %s "
+                 "(optionally with another --precision and --change-precision)\n",
+                 opts.checkpoint.c_str(), opts.checkpoint.c_str());
+  }
+  train::JsonObject o;
+  o.add("event", "error").add("epoch", epoch).add("message", e.what());
+  log.write(o);
+  return 3;
 }
 
 }  // namespace mantissa::cli

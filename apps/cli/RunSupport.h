@@ -95,4 +95,10 @@ class RunCheckpointer {
 train::JsonObject stepLine(const nn::Module& model, int64_t epoch, int64_t step, double loss,
                            double lr);
 
+/// What a run does when training stops on a non-finite loss (train::NonFiniteLoss): prints
+/// `app: message` and where the last good checkpoint is (if one was written), logs an "error"
+/// line and returns the exit code 3. The checkpoint on disk is never touched.
+int reportNonFiniteLoss(const std::string& app, const CommonOptions& opts, const std::exception& e,
+                        int64_t epoch, train::JsonlLog& log);
+
 }  // namespace mantissa::cli
