@@ -157,6 +157,16 @@ Tensor Flexpoint::quantizeWithDec(const Tensor& x, int dec, const QuantizeArgs& 
 }
 
 Encoded Flexpoint::encode(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
+  return encodeInto(x, args, state, nullptr);
+}
+
+Encoded Flexpoint::encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                                    Tensor& values) const {
+  return encodeInto(x, args, state, &values);
+}
+
+Encoded Flexpoint::encodeInto(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                              Tensor* values) const {
   checkInput(x, spec(), args);
   Tensor xc = x.contiguous();
   const float* xp = xc.data<float>();
@@ -166,12 +176,16 @@ Encoded Flexpoint::encode(const Tensor& x, const QuantizeArgs& args, FormatState
   e.shape = x.shape();
   e.blockAxis = -1;
   e.codes = Tensor::uninitialized(x.shape(), codeType(mantissaBits()));
+  // The values (codes * 2^-dec, as decode computes them) in the same pass when asked for.
+  if (values) *values = Tensor::uninitialized(x.shape());
+  float* vp = values ? values->data<float>() : nullptr;
   int dec = writeWithAutoflex(*this, xp, n, args, state, [&](int d) {
     const auto isa = detail::bestKernelIsa();
+    const int b = mantissaBits();
     switch (e.codes.dtype()) {
-      case DType::I8: return detail::flexQuantize(xp, e.codes.data<int8_t>(), n, d, mantissaBits(), isa);
-      case DType::I16: return detail::flexQuantize(xp, e.codes.data<int16_t>(), n, d, mantissaBits(), isa);
-      default: return detail::flexQuantize(xp, e.codes.data<int32_t>(), n, d, mantissaBits(), isa);
+      case DType::I8: return detail::flexQuantize(xp, e.codes.data<int8_t>(), n, d, b, isa, vp);
+      case DType::I16: return detail::flexQuantize(xp, e.codes.data<int16_t>(), n, d, b, isa, vp);
+      default: return detail::flexQuantize(xp, e.codes.data<int32_t>(), n, d, b, isa, vp);
     }
   });
   e.exponents = Tensor::fromInts({dec}, {1}).to(DType::I16);

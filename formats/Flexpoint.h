@@ -44,6 +44,8 @@ class Flexpoint : public Format {
   /// Codes: I8 for N <= 8, I16 for N <= 16, I32 above; exponents: one I16 holding dec.
   Encoded encode(const Tensor& x, const QuantizeArgs& args,
                  FormatState* state = nullptr) const override;
+  Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                           Tensor& values) const override;
   Tensor decode(const Encoded& e) const override;
 
   /// Quantizes with a fixed exponent (scale 2^-dec), leaving any Autoflex state alone: what one
@@ -51,6 +53,10 @@ class Flexpoint : public Format {
   Tensor quantizeWithDec(const Tensor& x, int dec, const QuantizeArgs& args = {}) const;
 
  private:
+  /// encode, writing the values too when `values` is non-null (one pass for both).
+  Encoded encodeInto(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                     Tensor* values) const;
+
   FlexpointOptions options_;
 };
 

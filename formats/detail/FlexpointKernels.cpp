@@ -46,7 +46,7 @@ FlexPass scanScalar(const float* x, int64_t n) {
 
 template <class Out>
 FlexPass quantizeScalar(const float* x, Out* out, int64_t n, float up, float down, float lo,
-                        float hi) {
+                        float hi, float* values) {
   FlexPass r;
   for (int64_t i = 0; i < n; ++i) {
     float v = x[i];
@@ -67,6 +67,7 @@ FlexPass quantizeScalar(const float* x, Out* out, int64_t n, float up, float dow
       out[i] = (q + 0.0f) * down;  // + 0 turns -0 into +0: integers have no negative zero
     } else {
       out[i] = static_cast<Out>(static_cast<int32_t>(q));
+      if (values) values[i] = (q + 0.0f) * down;
     }
   }
   return r;
@@ -119,7 +120,7 @@ FlexPass scanAvx512(const float* x, int64_t n) {
 
 template <class Out>
 FlexPass quantizeAvx512(const float* x, Out* out, int64_t n, float up, float down, float lo,
-                        float hi) {
+                        float hi, float* values) {
   const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   const __m512 fmax = _mm512_set1_ps(FLT_MAX);
   const __m512 pinf = _mm512_set1_ps(INFINITY), ninf = _mm512_set1_ps(-INFINITY);
@@ -154,6 +155,14 @@ FlexPass quantizeAvx512(const float* x, Out* out, int64_t n, float up, float dow
         _mm512_mask_storeu_ps(out + i, m, o);
       }
     } else {
+      if (values) {
+        __m512 o = _mm512_mul_ps(_mm512_add_ps(q, zero), vdown);
+        if constexpr (kFull) {
+          _mm512_storeu_ps(values + i, o);
+        } else {
+          _mm512_mask_storeu_ps(values + i, m, o);
+        }
+      }
       __m512i qi = _mm512_cvtps_epi32(q);
       // Narrow in registers and store whole vectors: memory-destination vpmov is slow.
       if constexpr (sizeof(Out) == 1) {
@@ -202,25 +211,30 @@ FlexPass flexScan(const float* x, int64_t n, KernelIsa isa) {
 }
 
 template <class Out>
-FlexPass flexQuantize(const float* x, Out* out, int64_t n, int dec, int bits, KernelIsa isa) {
+FlexPass flexQuantize(const float* x, Out* out, int64_t n, int dec, int bits, KernelIsa isa,
+                      float* values) {
   MANTISSA_CHECK(dec >= -100 && dec <= 100, "flexQuantize: dec ", dec, " out of [-100, 100]");
   MANTISSA_CHECK(bits >= 2 && bits <= 24, "flexQuantize: bits ", bits, " out of [2, 24]");
   const float up = std::ldexp(1.0f, dec), down = std::ldexp(1.0f, -dec);
   const float hi = std::ldexp(1.0f, bits - 1) - 1.0f, lo = -std::ldexp(1.0f, bits - 1);
+  auto vals = [&](int64_t b) { return values ? values + b : nullptr; };
   return reduceChunks(
       n, kKernelChunk, FlexPass{},
       [&](int64_t b, int64_t e) {
         return isa == KernelIsa::Avx512
-                   ? quantizeAvx512<Out>(x + b, out + b, e - b, up, down, lo, hi)
-                   : quantizeScalar<Out>(x + b, out + b, e - b, up, down, lo, hi);
+                   ? quantizeAvx512<Out>(x + b, out + b, e - b, up, down, lo, hi, vals(b))
+                   : quantizeScalar<Out>(x + b, out + b, e - b, up, down, lo, hi, vals(b));
       },
       combine);
 }
 
-template FlexPass flexQuantize<float>(const float*, float*, int64_t, int, int, KernelIsa);
-template FlexPass flexQuantize<int8_t>(const float*, int8_t*, int64_t, int, int, KernelIsa);
-template FlexPass flexQuantize<int16_t>(const float*, int16_t*, int64_t, int, int, KernelIsa);
-template FlexPass flexQuantize<int32_t>(const float*, int32_t*, int64_t, int, int, KernelIsa);
+template FlexPass flexQuantize<float>(const float*, float*, int64_t, int, int, KernelIsa, float*);
+template FlexPass flexQuantize<int8_t>(const float*, int8_t*, int64_t, int, int, KernelIsa,
+                                       float*);
+template FlexPass flexQuantize<int16_t>(const float*, int16_t*, int64_t, int, int, KernelIsa,
+                                        float*);
+template FlexPass flexQuantize<int32_t>(const float*, int32_t*, int64_t, int, int, KernelIsa,
+                                        float*);
 
 int64_t flexMaxabs(float minValue, float maxValue, int dec, int bits) {
   // Same float operations as the kernels, applied to the extreme values.

@@ -21,10 +21,12 @@ struct FlexPass {
 FlexPass flexScan(const float* x, int64_t n, KernelIsa isa);
 
 /// M = clamp(RNE(x * 2^dec), -2^(bits-1), 2^(bits-1) - 1). `Out` = float writes M * 2^-dec
-/// (a zero result is +0), an integer type writes M. Returns the pass statistics. dec must be in
+/// (a zero result is +0), an integer type writes M, and then also M * 2^-dec to `values` when
+/// it is non-null (codes and values in one pass). Returns the pass statistics. dec must be in
 /// [-100, 100] so that 2^dec and 2^-dec are normal floats.
 template <class Out>
-FlexPass flexQuantize(const float* x, Out* out, int64_t n, int dec, int bits, KernelIsa isa);
+FlexPass flexQuantize(const float* x, Out* out, int64_t n, int dec, int bits, KernelIsa isa,
+                      float* values = nullptr);
 
 /// max |M| of a tensor with the given min and max when written with exponent dec (what the
 /// kernel's maxabs would be, without a pass over the data: RNE is monotone).

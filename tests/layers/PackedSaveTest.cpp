@@ -28,7 +28,9 @@
 #include "formats/Format.h"
 #include "formats/PrecisionSchedule.h"
 #include "formats/QuantPoint.h"
+#include "formats/detail/FlexpointKernels.h"
 #include "formats/detail/Grid.h"
+#include "formats/detail/KernelIsa.h"
 #include "layers/Linear.h"
 #include "layers/models/CifarResNet.h"
 #include "optim/Sgd.h"
@@ -333,6 +335,32 @@ TEST_CASE("PackedSave: fp16 codes are the binary16 patterns, all 65536 of them")
     if (back[i] != want) {
       CHECK(back[i] == want);
       break;
+    }
+  }
+}
+
+TEST_CASE(
+    "PackedSave: the flexpoint kernel's codes-and-values pass writes the values pass's bits") {
+  namespace fd = formats::detail;
+  Rng rng(8);
+  Tensor x = Tensor::randn({1037}, rng, 0.f, 300.f);  // saturates at dec 10 with 16 bits
+  const float* xp = x.data<float>();
+  x.data<float>()[3] = -0.f;
+  x.data<float>()[4] = -1e-9f;  // flushed to a code 0: the value must be +0 as decode gives
+  for (fd::KernelIsa isa : {fd::KernelIsa::Generic, fd::bestKernelIsa()}) {
+    for (int bits : {8, 16, 20}) {
+      CAPTURE(bits);
+      std::vector<float> ref(1037), values(1037, 1.f);
+      std::vector<int32_t> codes(1037);
+      fd::FlexPass a = fd::flexQuantize(xp, ref.data(), 1037, 10, bits, isa);
+      fd::FlexPass b = fd::flexQuantize(xp, codes.data(), 1037, 10, bits, isa, values.data());
+      CHECK(a.saturated == b.saturated);
+      CHECK(a.flushed == b.flushed);
+      CHECK(a.saturated > 0);
+      for (int i = 0; i < 1037; ++i) {
+        CHECK(std::bit_cast<uint32_t>(values[i]) == std::bit_cast<uint32_t>(ref[i]));
+        CHECK(static_cast<double>(codes[i]) == std::ldexp(static_cast<double>(ref[i]), 10));
+      }
     }
   }
 }
