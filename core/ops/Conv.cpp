@@ -1,5 +1,8 @@
 #include "core/ops/Conv.h"
 
+#include <map>
+#include <mutex>
+
 #include "core/autograd/Autograd.h"
 #include "core/ops/Reduce.h"
 #include "core/ops/detail/DnnlBf16.h"
@@ -114,6 +117,7 @@ struct ConvKind {
   using BwdData = dnnl::convolution_backward_data;
   using BwdWeights = dnnl::convolution_backward_weights;
   static constexpr dnnl::algorithm kAlg = dnnl::algorithm::convolution_direct;
+  static constexpr bool kTransposed = false;
 };
 
 struct DeconvKind {
@@ -121,6 +125,7 @@ struct DeconvKind {
   using BwdData = dnnl::deconvolution_backward_data;
   using BwdWeights = dnnl::deconvolution_backward_weights;
   static constexpr dnnl::algorithm kAlg = dnnl::algorithm::deconvolution_direct;
+  static constexpr bool kTransposed = true;
 };
 
 // Layout choice: the primitives are created with format_tag::any and Mantissa's NCHW/OIHW
@@ -152,14 +157,90 @@ typename K::Fwd::primitive_desc forwardPd(const Geometry& g, bool withBias,
   return typename K::Fwd::primitive_desc(d, dd::dnnlAttr(), dd::dnnlEngine());
 }
 
-/// Memory for a kernel's result: `out` itself when oneDNN writes plain layout, else scratch.
-memory resultMemory(const Tensor& out, const memory::desc& plain, const memory::desc& want,
-                    dd::ScratchOwner& scratch) {
-  return want == plain ? dd::wrap(out, plain) : dd::scratchMemory(want, scratch);
+// ---- Plans: primitives created once per geometry ---------------------------------------------
+// Creating a convolution primitive descriptor (oneDNN walks its implementation list) and one
+// reorder descriptor per operand costs tens of microseconds each, single-threaded, on every call;
+// a ResNet-20 inference ran 19 convolutions and ~56 reorders per batch. A Plan holds the
+// primitive and its reorders for one (direction, kind, data type, bias, geometry); the
+// descriptors are built exactly as before, so oneDNN picks the same implementations and the
+// results keep their bits.
+
+enum class Direction : int64_t { Forward, BackwardData, BackwardWeights };
+
+/// A primitive with two inputs a, b and one result, and the reorders around it.
+struct Plan {
+  dnnl::primitive prim;                   // empty when `reference` and the operands are bf16
+  bool reference = false;                 // oneDNN offers only its reference kernel
+  memory::desc aPlain, bPlain, outPlain;  // Mantissa's (plain) layouts
+  memory::desc a, b, out;                 // the primitive's layouts
+  dnnl::reorder aIn, bIn, outBack;        // plain -> primitive (and back); empty when equal
+};
+
+std::vector<int64_t> planKey(Direction dir, bool transposed, const Geometry& g, DataType dt,
+                             bool withBias) {
+  std::vector<int64_t> key{static_cast<int64_t>(dir), transposed, static_cast<int64_t>(dt),
+                           withBias};
+  for (const std::vector<int64_t>* v :
+       {&g.input, &g.weight, &g.strides, &g.dilates, &g.padL, &g.padR, &g.weightDims}) {
+    key.push_back(static_cast<int64_t>(v->size()));
+    key.insert(key.end(), v->begin(), v->end());
+  }
+  return key;
 }
 
-void finishResult(const memory& result, const Tensor& out, const memory::desc& plain) {
-  if (result.get_desc() != plain) dd::reorderInto(result, dd::wrap(out, plain));
+/// The plan for `key`, made by `make` on first use. Bounded: a process that cycles through many
+/// shapes (the tests) starts over after kMaxPlans; plans in use stay alive through their
+/// shared_ptr.
+template <class Make>
+std::shared_ptr<const Plan> cachedPlan(std::vector<int64_t> key, const Make& make) {
+  constexpr size_t kMaxPlans = 512;
+  static std::mutex mutex;
+  // Intentionally leaked: primitives must not be destroyed after oneDNN's own statics at exit.
+  static auto* plans = new std::map<std::vector<int64_t>, std::shared_ptr<const Plan>>();
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = plans->find(key);
+    if (it != plans->end()) return it->second;
+  }
+  auto plan = std::make_shared<const Plan>(make());  // outside the lock: may take milliseconds
+  std::lock_guard<std::mutex> lock(mutex);
+  if (plans->size() >= kMaxPlans) plans->clear();
+  plans->emplace(std::move(key), plan);
+  return plan;
+}
+
+/// Fills the layouts and reorders of a plan from the primitive descriptor's choices.
+template <class Pd, class Prim>
+Plan makePlan(const Pd& pd, DataType dt, memory::desc aPlain, memory::desc bPlain,
+              memory::desc outPlain, memory::desc a, memory::desc b, memory::desc out) {
+  Plan p;
+  p.reference = od::isReference(pd);
+  if (!(dt == DataType::bf16 && p.reference)) p.prim = Prim(pd);
+  p.aPlain = aPlain;
+  p.bPlain = bPlain;
+  p.outPlain = outPlain;
+  p.a = a;
+  p.b = b;
+  p.out = out;
+  p.aIn = dd::reorderPrimitive(aPlain, a);
+  p.bIn = dd::reorderPrimitive(bPlain, b);
+  p.outBack = dd::reorderPrimitive(out, outPlain);
+  return p;
+}
+
+/// Runs a plan: reorders the plain operands a and b (memory over Mantissa tensors) to the
+/// primitive's layouts, executes it with `args` plus a, b and the result, and leaves the result
+/// in `result` (a contiguous F32 tensor of outPlain's shape) in plain layout.
+void runPlan(const Plan& p, int argA, const memory& a, int argB, const memory& b, int argOut,
+             const Tensor& result, std::unordered_map<int, memory> args) {
+  dd::ScratchOwner s1, s2, s3;
+  args[argA] = dd::toLayout(p.aIn, a, p.a, s1);
+  args[argB] = dd::toLayout(p.bIn, b, p.b, s2);
+  memory plainOut = dd::wrap(result, p.outPlain);
+  memory out = p.outBack ? dd::scratchMemory(p.out, s3) : plainOut;
+  args[argOut] = out;
+  dd::execute(p.prim, args);
+  if (p.outBack) dd::reorderInto(p.outBack, out, plainOut);
 }
 
 void checkGradOut(const char* op, const Tensor& gradOut, const Geometry& g) {
@@ -184,20 +265,19 @@ Tensor forwardKernel(const char* op, const Geometry& g, const Tensor& x, const T
     MANTISSA_CHECK(bc.shape() == Shape{g.output[1]}, op, ": bias has shape ",
                    toString(bc.shape()), ", expected [", g.output[1], "] (", g.text, ")");
   }
-  Tensor out = Tensor::empty(g.output);
+  Tensor out = Tensor::uninitialized(g.output);
   const bool done = dd::dnnlCall(op, g.text, [&] {
-    auto pd = forwardPd<K>(g, b.defined(), dt);
-    if (dt == DataType::bf16 && od::isReference(pd)) return false;
-    dd::ScratchOwner s1, s2, s3;
-    memory::desc outPlain = dd::plainDesc(g.output);
-    memory dst = resultMemory(out, outPlain, pd.dst_desc(), s3);
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, dd::toLayout(od::wrapOperand(xc, plainOperand(g.input, dt)), pd.src_desc(), s1)},
-        {DNNL_ARG_WEIGHTS, dd::toLayout(od::wrapOperand(wc, plainWeights(g, dt)), pd.weights_desc(), s2)},
-        {DNNL_ARG_DST, dst}};
+    auto plan = cachedPlan(planKey(Direction::Forward, K::kTransposed, g, dt, b.defined()), [&] {
+      auto pd = forwardPd<K>(g, b.defined(), dt);
+      return makePlan<decltype(pd), typename K::Fwd>(
+          pd, dt, plainOperand(g.input, dt), plainWeights(g, dt), dd::plainDesc(g.output),
+          pd.src_desc(), pd.weights_desc(), pd.dst_desc());
+    });
+    if (dt == DataType::bf16 && plan->reference) return false;
+    std::unordered_map<int, memory> args;
     if (b.defined()) args[DNNL_ARG_BIAS] = dd::wrap(bc);
-    dd::execute(typename K::Fwd(pd), args);
-    finishResult(dst, out, outPlain);
+    runPlan(*plan, DNNL_ARG_SRC, od::wrapOperand(xc, plan->aPlain), DNNL_ARG_WEIGHTS,
+            od::wrapOperand(wc, plan->bPlain), DNNL_ARG_DST, out, std::move(args));
     return true;
   });
   if (done) return out;
@@ -213,21 +293,20 @@ Tensor backwardDataKernel(const char* op, const Geometry& g, const Tensor& gradO
   checkGradOut(op, gradOut, g);
   const DataType dt = od::pairType(op, gradOut, w);
   Tensor gc = operandInput(gradOut, op, "gradOut"), wc = operandInput(w, op, "weight");
-  Tensor gx = Tensor::empty(g.input);
+  Tensor gx = Tensor::uninitialized(g.input);
   const bool done = dd::dnnlCall(op, g.text, [&] {
-    typename K::BwdData::primitive_desc pd(
-        typename K::BwdData::desc(K::kAlg, dd::anyDesc(g.input), anyWeights(g, dt),
-                                  anyOperand(g.output, dt), g.strides, g.dilates, g.padL, g.padR),
-        dd::dnnlAttr(), dd::dnnlEngine(), forwardPd<K>(g, false, dt));
-    if (dt == DataType::bf16 && od::isReference(pd)) return false;
-    dd::ScratchOwner s1, s2, s3;
-    memory::desc inPlain = dd::plainDesc(g.input);
-    memory diffSrc = resultMemory(gx, inPlain, pd.diff_src_desc(), s3);
-    dd::execute(typename K::BwdData(pd),
-                {{DNNL_ARG_DIFF_DST, dd::toLayout(od::wrapOperand(gc, plainOperand(g.output, dt)), pd.diff_dst_desc(), s1)},
-                 {DNNL_ARG_WEIGHTS, dd::toLayout(od::wrapOperand(wc, plainWeights(g, dt)), pd.weights_desc(), s2)},
-                 {DNNL_ARG_DIFF_SRC, diffSrc}});
-    finishResult(diffSrc, gx, inPlain);
+    auto plan = cachedPlan(planKey(Direction::BackwardData, K::kTransposed, g, dt, false), [&] {
+      typename K::BwdData::primitive_desc pd(
+          typename K::BwdData::desc(K::kAlg, dd::anyDesc(g.input), anyWeights(g, dt),
+                                    anyOperand(g.output, dt), g.strides, g.dilates, g.padL, g.padR),
+          dd::dnnlAttr(), dd::dnnlEngine(), forwardPd<K>(g, false, dt));
+      return makePlan<decltype(pd), typename K::BwdData>(
+          pd, dt, plainOperand(g.output, dt), plainWeights(g, dt), dd::plainDesc(g.input),
+          pd.diff_dst_desc(), pd.weights_desc(), pd.diff_src_desc());
+    });
+    if (dt == DataType::bf16 && plan->reference) return false;
+    runPlan(*plan, DNNL_ARG_DIFF_DST, od::wrapOperand(gc, plan->aPlain), DNNL_ARG_WEIGHTS,
+            od::wrapOperand(wc, plan->bPlain), DNNL_ARG_DIFF_SRC, gx, {});
     return true;
   });
   if (done) return gx;
@@ -251,26 +330,28 @@ WeightGrads backwardWeightsKernel(const char* op, const Geometry& g, const Tenso
     return grads;
   }
   WeightGrads grads;
-  grads.weight = Tensor::empty(g.weight);
-  if (withBias) grads.bias = Tensor::empty({g.output[1]});
+  grads.weight = Tensor::uninitialized(g.weight);
+  if (withBias) grads.bias = Tensor::uninitialized({g.output[1]});
   const bool done = dd::dnnlCall(op, g.text, [&] {
-    using D = typename K::BwdWeights::desc;
-    D d = withBias ? D(K::kAlg, dd::anyDesc(g.input), anyWeights(g), biasDesc(g),
-                       dd::anyDesc(g.output), g.strides, g.dilates, g.padL, g.padR)
-                   : D(K::kAlg, anyOperand(g.input, dt), anyWeights(g), anyOperand(g.output, dt),
-                       g.strides, g.dilates, g.padL, g.padR);
-    typename K::BwdWeights::primitive_desc pd(d, dd::dnnlAttr(), dd::dnnlEngine(),
-                                              forwardPd<K>(g, withBias, dt));
-    if (dt == DataType::bf16 && od::isReference(pd)) return false;
-    dd::ScratchOwner s1, s2, s3;
-    memory diffW = resultMemory(grads.weight, plainWeights(g), pd.diff_weights_desc(), s3);
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, dd::toLayout(od::wrapOperand(xc, plainOperand(g.input, dt)), pd.src_desc(), s1)},
-        {DNNL_ARG_DIFF_DST, dd::toLayout(od::wrapOperand(gc, plainOperand(g.output, dt)), pd.diff_dst_desc(), s2)},
-        {DNNL_ARG_DIFF_WEIGHTS, diffW}};
+    auto plan =
+        cachedPlan(planKey(Direction::BackwardWeights, K::kTransposed, g, dt, withBias), [&] {
+          using D = typename K::BwdWeights::desc;
+          D d = withBias ? D(K::kAlg, dd::anyDesc(g.input), anyWeights(g), biasDesc(g),
+                             dd::anyDesc(g.output), g.strides, g.dilates, g.padL, g.padR)
+                         : D(K::kAlg, anyOperand(g.input, dt), anyWeights(g),
+                             anyOperand(g.output, dt), g.strides, g.dilates, g.padL, g.padR);
+          typename K::BwdWeights::primitive_desc pd(d, dd::dnnlAttr(), dd::dnnlEngine(),
+                                                    forwardPd<K>(g, withBias, dt));
+          return makePlan<decltype(pd), typename K::BwdWeights>(
+              pd, dt, plainOperand(g.input, dt), plainOperand(g.output, dt), plainWeights(g),
+              pd.src_desc(), pd.diff_dst_desc(), pd.diff_weights_desc());
+        });
+    if (dt == DataType::bf16 && plan->reference) return false;
+    std::unordered_map<int, memory> args;
     if (withBias) args[DNNL_ARG_DIFF_BIAS] = dd::wrap(grads.bias);
-    dd::execute(typename K::BwdWeights(pd), args);
-    finishResult(diffW, grads.weight, plainWeights(g));
+    runPlan(*plan, DNNL_ARG_SRC, od::wrapOperand(xc, plan->aPlain), DNNL_ARG_DIFF_DST,
+            od::wrapOperand(gc, plan->bPlain), DNNL_ARG_DIFF_WEIGHTS, grads.weight,
+            std::move(args));
     return true;
   });
   if (done) return grads;

@@ -78,7 +78,7 @@ dnnl::pooling_v2_forward::primitive_desc forwardPd(
 Tensor backwardKernel(const char* op, const PoolGeometry& g, dnnl::algorithm alg,
                       const Tensor& gradOut, const Tensor& workspace) {
   Tensor gc = dd::kernelInput(gradOut, op, "gradOut");
-  Tensor gx = Tensor::empty(g.input);
+  Tensor gx = Tensor::uninitialized(g.input);
   dd::dnnlCall(op, g.text, [&] {
     auto fwd = forwardPd(g, alg);
     dnnl::pooling_v2_backward::primitive_desc pd(
@@ -136,7 +136,7 @@ Tensor maxPool2d(const Tensor& x, const Pool2dOptions& opts) {
   PoolGeometry g = poolGeometry(op, x.shape(), opts);
   const auto alg = dnnl::algorithm::pooling_max;
   Tensor xc = dd::kernelInput(x, op, "input");
-  Tensor out = Tensor::empty(g.output), workspace;
+  Tensor out = Tensor::uninitialized(g.output), workspace;
   const bool grad = autograd::needsGrad({x});
   dd::dnnlCall(op, g.text, [&] {
     auto pd = forwardPd(g, alg, grad ? dnnl::prop_kind::forward_training
@@ -172,7 +172,7 @@ Tensor avgPool2d(const Tensor& x, const Pool2dOptions& opts) {
                                                     : dnnl::algorithm::pooling_avg_exclude_padding;
   std::vector<float> factors = rescale ? includePadFactors(g) : std::vector<float>();
   Tensor xc = dd::kernelInput(x, op, "input");
-  Tensor out = Tensor::empty(g.output);
+  Tensor out = Tensor::uninitialized(g.output);
   dd::dnnlCall(op, g.text, [&] {
     auto pd = forwardPd(g, alg, dnnl::prop_kind::forward_inference);
     dd::execute(dnnl::pooling_v2_forward(pd), {{DNNL_ARG_SRC, dd::wrap(xc)}, {DNNL_ARG_DST, dd::wrap(out)}});

@@ -7,8 +7,13 @@
 
 #include "core/Rng.h"
 #include "core/Tensor.h"
+#include "core/autograd/Autograd.h"
+#include "core/ops/Conv.h"
 #include "core/ops/Elementwise.h"
 #include "core/ops/Loss.h"
+#include "core/ops/Norm.h"
+#include "core/ops/Pool.h"
+#include "core/ops/Reduce.h"
 
 // Uninitialised allocations: Tensor::uninitialized skips the zero fill, and the testing hook
 // Storage::PoisonGuard fills such buffers (fresh or recycled from the block cache) with 0xFF
@@ -81,7 +86,52 @@ std::vector<float> runOps() {
   return all;
 }
 
+/// Outputs and gradients of the oneDNN-backed ops whose results (and reorder scratch buffers)
+/// are allocated uninitialised: conv2d / convTranspose2d (blocked layouts, reorders), batch norm
+/// in training and eval mode (with the fused relu and residual forms), pooling.
+std::vector<float> runDnnlOps() {
+  Rng rng(6);
+  std::vector<float> all;
+  auto keep = [&](const Tensor& t) {
+    std::vector<float> v = t.toVector<float>();
+    all.insert(all.end(), v.begin(), v.end());
+  };
+  Tensor x = Tensor::randn({6, 20, 13, 11}, rng).requiresGrad();
+  Tensor w = Tensor::randn({24, 20, 3, 3}, rng).requiresGrad(), b = Tensor::randn({24}, rng);
+  Tensor y = conv2d(x, w, b, {.stride = 2, .padding = 1});
+  Tensor wt = Tensor::randn({24, 5, 4, 4}, rng).requiresGrad();
+  Tensor yt = convTranspose2d(y, wt, Tensor(), {.stride = 2, .padding = 1});
+  Tensor gamma = Tensor::randn({5}, rng).requiresGrad(), beta = Tensor::randn({5}, rng);
+  Tensor rm = Tensor::zeros({5}), rv = Tensor::ones({5});
+  Tensor z = batchNormRelu(yt, gamma, beta, rm, rv, {.training = true});
+  Tensor m = maxPool2d(z, Pool2dOptions{.kernel = 3, .stride = 2, .padding = 1});
+  Tensor a = avgPool2d(z, Pool2dOptions{.kernel = 2, .ceilMode = true});
+  Tensor loss = add(sum(mul(m, m)), sum(a));
+  loss.backward();
+  for (const Tensor& t : {y, yt, z, m, a, x.grad(), w.grad(), wt.grad(), gamma.grad(), rm, rv})
+    keep(t);
+  autograd::NoGradGuard noGrad;
+  Tensor e = yt.detach();
+  keep(batchNorm(e, gamma, beta, rm, rv));
+  keep(batchNormRelu(e, gamma, beta, rm, rv));
+  keep(batchNormAddRelu(e, gamma, beta, rm, rv, Tensor::randn(e.shape(), rng)));
+  return all;
+}
+
 }  // namespace
+
+TEST_CASE("Storage: oneDNN-backed ops write every byte of their uninitialised outputs") {
+  std::vector<float> clean = runDnnlOps();
+  std::vector<float> poisoned;
+  {
+    Storage::PoisonGuard guard;
+    poisoned = runDnnlOps();
+  }
+  int64_t nan = 0;
+  for (float v : clean) nan += std::isnan(v) ? 1 : 0;
+  CHECK(nan == 0);
+  CHECK(sameBits(clean, poisoned));
+}
 
 TEST_CASE("Storage: uninitialized buffers are poisoned under the guard, zeroed ones stay zero") {
   Storage::PoisonGuard guard;

@@ -41,9 +41,10 @@ dnnl::memory wrap(const Tensor& t);
 /// Owner of a transient buffer (a reorder target or a blocked-layout result).
 using ScratchOwner = std::shared_ptr<void>;
 
-/// Memory of layout `desc` in a transient, uninitialised buffer owned by `owner` (64-byte
-/// aligned; huge pages for large buffers). Not zeroed, unlike tensors: every byte is written by
-/// the reorder or primitive that fills it.
+/// Memory of layout `desc` in a transient, uninitialised Storage owned by `owner` (Storage's
+/// alignment, huge pages and block cache, so a buffer of a repeated shape is recycled instead of
+/// faulted in again; counted in Storage::liveBytes while alive). Not zeroed: every byte is
+/// written by the reorder or primitive that fills it (Storage::PoisonGuard poisons it in tests).
 dnnl::memory scratchMemory(const dnnl::memory::desc& desc, ScratchOwner& owner);
 /// Memory of layout `desc` backed by a new tensor `owner`, for buffers that outlive the call
 /// (e.g. workspaces kept for the backward pass) and so belong in the storage byte counters.
@@ -53,6 +54,16 @@ dnnl::memory tensorMemory(const dnnl::memory::desc& desc, Tensor& owner);
 dnnl::memory toLayout(const dnnl::memory& m, const dnnl::memory::desc& desc, ScratchOwner& owner);
 /// Copies `src` into `dst` (different layouts of the same logical tensor) and waits.
 void reorderInto(const dnnl::memory& src, const dnnl::memory& dst);
+
+/// A reorder primitive from layout `src` to `dst` (same logical tensor), or an empty one when
+/// the two are equal; for callers that keep it across calls.
+dnnl::reorder reorderPrimitive(const dnnl::memory::desc& src, const dnnl::memory::desc& dst);
+/// With a reorder made by reorderPrimitive(m's layout, desc): `m` itself when `r` is empty,
+/// otherwise m reordered into a scratch buffer of layout `desc` owned by `owner`.
+dnnl::memory toLayout(const dnnl::reorder& r, const dnnl::memory& m, const dnnl::memory::desc& desc,
+                      ScratchOwner& owner);
+/// Runs the reorder `r` from `src` to `dst` and waits.
+void reorderInto(const dnnl::reorder& r, const dnnl::memory& src, const dnnl::memory& dst);
 
 /// Runs `p` on this thread's stream and waits for it.
 void execute(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args);
