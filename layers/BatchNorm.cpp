@@ -28,7 +28,7 @@ int64_t BatchNorm::numBatchesTracked() const {
   return numBatches_.defined() ? numBatches_.item<int64_t>() : 0;
 }
 
-Tensor BatchNorm::normalize(const Tensor& x) {
+Tensor BatchNorm::normalize(const Tensor& x, bool relu, const Tensor& residual) {
   MANTISSA_CHECK(x.size(1) == c_, typeName(), "(", c_, "): input of shape ", toString(x.shape()),
                  " has ", x.size(1), " channels");
   const bool tracking = opts_.trackRunningStats;
@@ -41,9 +41,11 @@ Tensor BatchNorm::normalize(const Tensor& x) {
   }
   // Without running statistics both modes normalise with the batch (PyTorch's bn_training).
   const bool useBatch = isTraining() || !tracking;
-  return batchNorm(x, weight_, bias_, tracking ? runningMean_ : Tensor(),
-                   tracking ? runningVar_ : Tensor(),
-                   {.training = useBatch, .momentum = momentum, .eps = opts_.eps});
+  const mantissa::BatchNormOptions o{.training = useBatch, .momentum = momentum, .eps = opts_.eps};
+  const Tensor rm = tracking ? runningMean_ : Tensor(), rv = tracking ? runningVar_ : Tensor();
+  if (residual.defined()) return batchNormAddRelu(x, weight_, bias_, rm, rv, residual, o);
+  return relu ? batchNormRelu(x, weight_, bias_, rm, rv, o)
+              : batchNorm(x, weight_, bias_, rm, rv, o);
 }
 
 std::string BatchNorm::extraRepr() const {

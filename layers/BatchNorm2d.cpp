@@ -11,4 +11,16 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   return normalize(x);
 }
 
+Tensor BatchNorm2d::forwardRelu(const Tensor& x) {
+  MANTISSA_CHECK(x.dim() == 4, "BatchNorm2d(", numFeatures(), "): input must be [N, C, H, W], got ",
+                 toString(x.shape()));
+  return normalize(x, true);
+}
+
+Tensor BatchNorm2d::forwardAddRelu(const Tensor& x, const Tensor& residual) {
+  MANTISSA_CHECK(x.dim() == 4, "BatchNorm2d(", numFeatures(), "): input must be [N, C, H, W], got ",
+                 toString(x.shape()));
+  return normalize(x, true, residual);
+}
+
 }  // namespace mantissa::nn

@@ -11,6 +11,12 @@ class BatchNorm2d : public BatchNorm {
   explicit BatchNorm2d(int64_t numFeatures, BatchNormOptions opts = {});
 
   Tensor forward(const Tensor& x) override;
+  /// relu(forward(x)) with the same bits, as one pass over the data in eval mode without
+  /// autograd (conv - bn - relu in the ResNets).
+  Tensor forwardRelu(const Tensor& x);
+  /// relu(forward(x) + residual) with the same bits, one pass in eval mode without autograd (the
+  /// end of a ResNet basic block).
+  Tensor forwardAddRelu(const Tensor& x, const Tensor& residual);
 };
 
 }  // namespace mantissa::nn

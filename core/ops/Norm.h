@@ -28,6 +28,28 @@ Tensor batchNorm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                  const Tensor& runningMean, const Tensor& runningVar,
                  const BatchNormOptions& opts = {});
 
+/// relu(batchNorm(...)) with the same bits. In inference mode without autograd the two run as
+/// one pass over the data (the eval-mode forward of conv - bn - relu blocks); otherwise it is
+/// exactly the composition.
+Tensor batchNormRelu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                     const Tensor& runningMean, const Tensor& runningVar,
+                     const BatchNormOptions& opts = {});
+
+/// relu(add(batchNorm(...), residual)) with the same bits (the end of a ResNet basic block:
+/// bn2, the shortcut add, relu). In inference mode without autograd and with a residual of x's
+/// shape this is one pass over the data; otherwise exactly the composition (add broadcasts).
+Tensor batchNormAddRelu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                        const Tensor& runningMean, const Tensor& runningVar, const Tensor& residual,
+                        const BatchNormOptions& opts = {});
+
+namespace detail {
+/// Testing hook: route the forward of inference-mode batchNorm / batchNormRelu /
+/// batchNormAddRelu through oneDNN's batch_normalization primitive (its ncsp_bnorm kernel, used
+/// before Mantissa had its own loop) and the separate add and relu ops, instead of Mantissa's
+/// one-pass kernel, so tests can compare the two bit for bit. Process-wide.
+void setBatchNormDnnlInference(bool on);
+}  // namespace detail
+
 /// Options of lrn. Defaults are AlexNet's (Krizhevsky et al. 2012, §3.3): note k = 2, whereas
 /// PyTorch's `nn.LocalResponseNorm` defaults to k = 1.
 struct LrnOptions {

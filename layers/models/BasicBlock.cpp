@@ -33,8 +33,9 @@ BasicBlock::BasicBlock(int64_t inPlanes, int64_t planes, int64_t stride, Shortcu
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor out = relu_->forward(bn1_->forward(conv1_->forward(x)));
-  out = bn2_->forward(conv2_->forward(out));
+  // relu(bn1(conv1(x))); the residual add and the last relu go into bn2 (one pass each in eval
+  // mode without autograd, the same bits as the separate ops).
+  Tensor out = conv2_->forward(bn1_->forwardRelu(conv1_->forward(x)));
   Tensor identity = x;
   if (downsample_) {
     identity = downsample_->forward(x);
@@ -45,7 +46,7 @@ Tensor BasicBlock::forward(const Tensor& x) {
     const int64_t extra = planes_ - inPlanes_;
     identity = pad(identity, {{extra / 2, extra - extra / 2}, {0, 0}, {0, 0}});
   }
-  return relu_->forward(add(out, identity));
+  return bn2_->forwardAddRelu(out, identity);  // relu(bn2(out) + identity)
 }
 
 }  // namespace mantissa::nn

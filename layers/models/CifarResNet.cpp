@@ -44,7 +44,7 @@ CifarResNet::CifarResNet(const CifarResNetOptions& opts, Rng& rng)
 Tensor CifarResNet::forward(const Tensor& x) {
   MANTISSA_CHECK(x.dim() == 4 && x.size(1) == opts_.inChannels, name(), ": input of shape ",
                  toString(x.shape()), " (expected [N, ", opts_.inChannels, ", H, W])");
-  Tensor h = relu_->forward(bn1_->forward(conv1_->forward(x)));
+  Tensor h = bn1_->forwardRelu(conv1_->forward(x));  // relu(bn1(...)), fused in eval mode
   h = layer3_->forward(layer2_->forward(layer1_->forward(h)));
   return fc_->forward(avgpool_->forward(h).flatten(1));
 }

@@ -74,7 +74,7 @@ std::shared_ptr<Sequential> ResNet::makeLayer(int64_t& inPlanes, int64_t planes,
 Tensor ResNet::forward(const Tensor& x) {
   MANTISSA_CHECK(x.dim() == 4 && x.size(1) == opts_.inChannels, name(), ": input of shape ",
                  toString(x.shape()), " (expected [N, ", opts_.inChannels, ", H, W])");
-  Tensor h = maxpool_->forward(relu_->forward(bn1_->forward(conv1_->forward(x))));
+  Tensor h = maxpool_->forward(bn1_->forwardRelu(conv1_->forward(x)));  // relu fused in eval
   h = layer4_->forward(layer3_->forward(layer2_->forward(layer1_->forward(h))));
   return fc_->forward(avgpool_->forward(h).flatten(1));
 }

@@ -1,6 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "core/autograd/Autograd.h"
+#include "core/ops/Elementwise.h"
 
 #include "core/ops/Norm.h"
 #include "core/ops/reference/Norm.h"
@@ -65,6 +72,151 @@ TEST_CASE("norm: batchNorm oneDNN kernels match the reference") {
       }
     }
   }
+}
+
+namespace {
+
+/// The first index where the bits of a and b differ, or -1.
+int64_t firstBitDifference(const Tensor& a, const Tensor& b) {
+  std::vector<float> va = a.toVector<float>(), vb = b.toVector<float>();
+  if (va.size() != vb.size()) return 0;
+  for (size_t i = 0; i < va.size(); ++i) {
+    if (std::bit_cast<uint32_t>(va[i]) != std::bit_cast<uint32_t>(vb[i])) return int64_t(i);
+  }
+  return -1;
+}
+
+/// Turns the batch-norm oneDNN inference path on for its lifetime.
+struct DnnlInference {
+  DnnlInference() { detail::setBatchNormDnnlInference(true); }
+  ~DnnlInference() { detail::setBatchNormDnnlInference(false); }
+};
+
+}  // namespace
+
+TEST_CASE("norm: inference batchNorm and fused batchNormRelu are bit-identical to oneDNN's") {
+  // Mantissa's one-pass inference kernel must reproduce oneDNN's ncsp_bnorm bit for bit (the
+  // kernel it replaced), and batchNormRelu must equal relu(batchNorm) bit for bit. Awkward
+  // shapes (odd planes, one channel, one element, planes that do not fill a vector), all affine
+  // combinations, and values that stress the rounding: exact zeros after subtracting the mean,
+  // negative gammas (-0 products), beta -0, huge and tiny magnitudes, subnormals, Inf and NaN.
+  Rng rng(57);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (Shape shape :
+       {Shape{7, 5}, Shape{3, 4, 9}, Shape{2, 3, 5, 7}, Shape{5, 17, 3, 1}, Shape{1, 1, 1, 1},
+        Shape{4, 33, 1, 13}, Shape{3, 16, 28, 28}, Shape{2, 64, 7, 7}}) {
+    for (int affine : {0, 1, 2, 3}) {  // none, gamma and beta, gamma only, beta only
+      for (bool withGrad : {false, true}) {
+        CAPTURE(toString(shape));
+        CAPTURE(affine);
+        CAPTURE(withGrad);
+        const int64_t c = shape[1];
+        Tensor rm = Tensor::randn({c}, rng, 0.f, 3.f), rv = Tensor::rand({c}, rng, 1e-3f, 4.f);
+        std::vector<float> xs = Tensor::randn(shape, rng, 0.2f, 5.f).toVector<float>();
+        std::vector<float> means = rm.toVector<float>();
+        const int64_t plane = Tensor::zeros(shape).numel() / (shape[0] * c);
+        for (size_t i = 0; i < xs.size(); ++i) {
+          const int64_t ch = (int64_t(i) / plane) % c;
+          switch (i % 23) {
+            case 0:
+              xs[i] = means[size_t(ch)];
+              break;  // x - mean == 0
+            case 5:
+              xs[i] *= 1e30f;
+              break;
+            case 9:
+              xs[i] = 1e-40f;
+              break;  // subnormal
+            case 13:
+              xs[i] = -xs[i] * 1e-20f;
+              break;
+            default:
+              break;
+          }
+        }
+        if (xs.size() > 40) {
+          xs[17] = inf;
+          xs[31] = -inf;
+          xs[38] = nan;
+        }
+        Tensor x = Tensor::fromVector(xs, shape);
+        Tensor gamma, beta;
+        if (affine == 1 || affine == 2) {
+          std::vector<float> g = Tensor::randn({c}, rng).toVector<float>();
+          g[0] = -std::abs(g[0]);  // a negative scale: -0 products
+          gamma = Tensor::fromVector(g, {c});
+        }
+        if (affine == 1 || affine == 3) {
+          std::vector<float> b = Tensor::randn({c}, rng).toVector<float>();
+          b[0] = -0.0f;
+          beta = Tensor::fromVector(b, {c});
+        }
+        if (withGrad) x = x.requiresGrad();
+        const BatchNormOptions o{.training = false};
+        Tensor want, wantRelu;
+        {
+          DnnlInference dnnl;
+          want = batchNorm(x, gamma, beta, rm, rv, o).detach();
+          wantRelu = relu(want);
+        }
+        // A residual that cancels some outputs exactly (+0 and -0 sums), as in a ResNet block.
+        std::vector<float> rs = Tensor::randn(shape, rng, 0.f, 2.f).toVector<float>();
+        std::vector<float> wv = want.toVector<float>();
+        for (size_t i = 0; i < rs.size(); i += 7) rs[i] = -wv[i];
+        Tensor residual = Tensor::fromVector(rs, shape);
+        Tensor wantAdd = relu(add(want, residual));
+        Tensor got = batchNorm(x, gamma, beta, rm, rv, o);
+        Tensor gotRelu = batchNormRelu(x, gamma, beta, rm, rv, o);
+        Tensor gotAdd = batchNormAddRelu(x, gamma, beta, rm, rv, residual, o);
+        CHECK(firstBitDifference(got, want) == -1);
+        CHECK(firstBitDifference(gotRelu, wantRelu) == -1);
+        CHECK(firstBitDifference(gotAdd, wantAdd) == -1);
+        // A strided residual (a transposed view of a contiguous tensor) is read correctly too.
+        Tensor rt = residual.transpose(0, 1).contiguous().transpose(0, 1);
+        CHECK(firstBitDifference(batchNormAddRelu(x, gamma, beta, rm, rv, rt, o), wantAdd) == -1);
+        CHECK(got.needsGrad() == withGrad);
+        if (withGrad) {
+          // The composition's backward: relu's mask, then batch norm's.
+          gotRelu.backward({.grad = Tensor::ones(shape)});
+          CHECK(x.grad().defined());
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("norm: batchNormAddRelu outside the fused case is the composition") {
+  // A broadcast residual and a residual that needs a gradient take the unfused path; values and
+  // gradients must be those of relu(add(batchNorm(x), residual)).
+  Rng rng(59);
+  Tensor x = Tensor::randn({3, 4, 5, 2}, rng), gamma = Tensor::randn({4}, rng),
+         beta = Tensor::randn({4}, rng);
+  Tensor rm = Tensor::randn({4}, rng), rv = Tensor::rand({4}, rng, 0.5f, 2.f);
+  const BatchNormOptions o{.training = false};
+  Tensor bcast = Tensor::randn({1, 4, 1, 1}, rng);
+  CHECK(firstBitDifference(batchNormAddRelu(x, gamma, beta, rm, rv, bcast, o),
+                           relu(add(batchNorm(x, gamma, beta, rm, rv, o), bcast))) == -1);
+  for (bool training : {false, true}) {
+    CAPTURE(training);
+    Tensor r1 = Tensor::randn({3, 4, 5, 2}, rng).requiresGrad();
+    Tensor r2 = r1.detach().clone().requiresGrad();
+    Tensor x1 = x.clone().requiresGrad(), x2 = x.clone().requiresGrad();
+    Tensor rm1 = rm.clone(), rv1 = rv.clone(), rm2 = rm.clone(), rv2 = rv.clone();
+    const BatchNormOptions ot{.training = training};
+    Tensor fused = batchNormAddRelu(x1, gamma, beta, rm1, rv1, r1, ot);
+    Tensor composed = relu(add(batchNorm(x2, gamma, beta, rm2, rv2, ot), r2));
+    CHECK(firstBitDifference(fused, composed) == -1);
+    CHECK(firstBitDifference(rm1, rm2) == -1);
+    CHECK(firstBitDifference(rv1, rv2) == -1);
+    Tensor g = Tensor::randn({3, 4, 5, 2}, rng);
+    fused.backward({.grad = g});
+    composed.backward({.grad = g});
+    CHECK(firstBitDifference(x1.grad(), x2.grad()) == -1);
+    CHECK(firstBitDifference(r1.grad(), r2.grad()) == -1);
+  }
+  CHECK_THROWS_WITH_AS(batchNormAddRelu(x, gamma, beta, rm, rv, Tensor(), o),
+                       doctest::Contains("batchNormAddRelu: undefined residual"), Error);
 }
 
 TEST_CASE("norm: lrn hand-computed values pin the alpha/size convention") {

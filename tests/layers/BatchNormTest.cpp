@@ -1,10 +1,18 @@
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 
 #include "core/Rng.h"
+#include "core/autograd/Autograd.h"
+#include "core/ops/Elementwise.h"
+#include "core/ops/Loss.h"
+#include "core/ops/Norm.h"
 #include "layers/BatchNorm1d.h"
 #include "layers/BatchNorm2d.h"
+#include "layers/models/CifarResNet.h"
+#include "optim/Sgd.h"
 #include "tests/layers/LayerTestUtil.h"
 
 using namespace mantissa;
@@ -181,5 +189,66 @@ TEST_CASE("BatchNorm: gradients match central differences in train and eval mode
     nn::BatchNorm2d plain(2, {.affine = false});
     auto r = checkModuleGrads(plain, Tensor::randn({3, 2, 3, 3}, rng), o);
     CHECK_MESSAGE(r.ok, r.message);
+  }
+}
+
+namespace {
+
+bool sameBits(const Tensor& a, const Tensor& b) {
+  std::vector<float> va = a.contiguous().toVector(), vb = b.contiguous().toVector();
+  if (va.size() != vb.size()) return false;
+  for (size_t i = 0; i < va.size(); ++i) {
+    if (std::bit_cast<uint32_t>(va[i]) != std::bit_cast<uint32_t>(vb[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("BatchNorm2d: forwardRelu / forwardAddRelu equal relu(forward) / relu(forward + r)") {
+  Rng rng(61);
+  nn::BatchNorm2d bn(6);
+  bn.setTensor("weight", Tensor::randn({6}, rng));
+  bn.setTensor("bias", Tensor::randn({6}, rng));
+  Tensor x = Tensor::randn({3, 6, 5, 7}, rng, 0.3f, 2.f), r = Tensor::randn({3, 6, 5, 7}, rng);
+  bn.forward(x);  // one training step: non-trivial running statistics
+  for (bool training : {true, false}) {
+    CAPTURE(training);
+    bn.train(training);
+    nn::BatchNorm2d ref(6);  // same state, used for the unfused path
+    for (auto& [name, t] : bn.namedParameters()) ref.setTensor(name, t.detach().clone());
+    for (auto& [name, t] : bn.namedBuffers()) ref.setTensor(name, t.clone());
+    ref.train(training);
+    CHECK(sameBits(bn.forwardRelu(x), relu(ref.forward(x))));
+    CHECK(sameBits(bn.forwardAddRelu(x, r), relu(add(ref.forward(x), r))));
+    CHECK(sameBits(bn.runningMean(), ref.runningMean()));
+    CHECK(sameBits(bn.runningVar(), ref.runningVar()));
+  }
+}
+
+TEST_CASE("ResNets: the fused eval-mode forward is bit-identical to the unfused ops") {
+  // With detail::setBatchNormDnnlInference(true) the blocks run batch norm on oneDNN and then the
+  // separate add and relu ops (the code path before the fusion); without it, Mantissa's fused
+  // one-pass kernels. Awkward shapes: batch 5, 3 channels, 13x11 images; option A and B
+  // shortcuts; a trained step first, so the running statistics are not the initial ones.
+  Rng dataRng(3);
+  Tensor x = Tensor::randn({5, 3, 13, 11}, dataRng);
+  std::vector<int64_t> labels{1, 0, 3, 2, 1};
+  for (auto shortcut : {nn::ShortcutType::A, nn::ShortcutType::B}) {
+    Rng rng(7);
+    auto model = std::make_shared<nn::CifarResNet>(
+        nn::CifarResNetOptions{.depth = 8, .inChannels = 3, .numClasses = 4, .shortcut = shortcut},
+        rng);
+    optim::Sgd sgd(model->namedParameters(), optim::SgdOptions{.lr = 0.1});
+    Tensor loss = crossEntropy(model->forward(x), Tensor::fromInts(labels));
+    loss.backward();
+    sgd.step();
+    model->train(false);
+    autograd::NoGradGuard noGrad;
+    Tensor fused = model->forward(x);
+    detail::setBatchNormDnnlInference(true);
+    Tensor unfused = model->forward(x);
+    detail::setBatchNormDnnlInference(false);
+    CHECK(sameBits(fused, unfused));
   }
 }
