@@ -144,3 +144,41 @@ TEST_CASE("concat: large input takes the parallel copy and matches a naive loop"
   }
   CHECK(same);
 }
+
+TEST_CASE("pad and contiguous: strided views are copied element by element correctly") {
+  // copyStrided copies row by row along the last axis (a memcpy when both rows are dense, a
+  // strided loop otherwise): the option-A shortcut (stepped slices + channel pad), permuted and
+  // transposed views, a size-1 last axis, rank 1 and rank 0, large enough to run in parallel.
+  Rng rng(6);
+  Tensor x = Tensor::randn({64, 16, 28, 28}, rng);
+  Tensor s = x.slice(2, 0, 28, 2).slice(3, 0, 28, 2);  // [64, 16, 14, 14], steps of 2
+  Tensor y = pad(s, {{8, 8}, {0, 0}, {0, 0}});          // [64, 32, 14, 14]
+  std::vector<float> vx = x.toVector(), vy = y.toVector();
+  bool same = true;
+  for (int64_t n = 0; n < 64; ++n)
+    for (int64_t c = 0; c < 32; ++c)
+      for (int64_t h = 0; h < 14; ++h)
+        for (int64_t w = 0; w < 14; ++w) {
+          const float want =
+              c < 8 || c >= 24 ? 0.f : vx[((n * 16 + (c - 8)) * 28 + 2 * h) * 28 + 2 * w];
+          same = same && vy[((n * 32 + c) * 14 + h) * 14 + w] == want;
+        }
+  CHECK(same);
+  Tensor a = Tensor::randn({5, 3, 7, 1}, rng);
+  for (const std::vector<int64_t>& order :
+       {std::vector<int64_t>{3, 1, 0, 2}, {0, 1, 3, 2}, {2, 0, 3, 1}}) {
+    Tensor p = a.permute(order), c = p.contiguous();
+    bool ok = c.shape() == p.shape();
+    for (int64_t i = 0; i < p.size(0) && ok; ++i)
+      for (int64_t j = 0; j < p.size(1); ++j)
+        for (int64_t k = 0; k < p.size(2); ++k)
+          for (int64_t l = 0; l < p.size(3); ++l) ok = ok && c.at({i, j, k, l}) == p.at({i, j, k, l});
+    CHECK(ok);
+  }
+  Tensor v = Tensor::randn({40}, rng).slice(0, 3, 40, 3);
+  std::vector<float> vv = v.contiguous().toVector();
+  REQUIRE(vv.size() == 13);
+  for (int64_t i = 0; i < 13; ++i) CHECK(vv[size_t(i)] == float(v.at({i})));
+  Tensor scalar = Tensor::full({}, 2.5);
+  CHECK(scalar.clone().item() == 2.5f);
+}
