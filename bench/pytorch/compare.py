@@ -26,7 +26,9 @@ when one process measures one model (bench/perf-table.sh runs it that way).
 """
 
 import argparse
+import ctypes
 import csv
+import os
 import resource
 import statistics
 import sys
@@ -240,6 +242,36 @@ def dcgan_bench(batch, rounds, warmup):
     return count(gen, disc), train, inference
 
 
+# --- BLAS ------------------------------------------------------------------------------------
+# PyTorch's Linear layers (addmm) and, in 1.13, every ConvTranspose2d (aten::slow_conv_transpose2d:
+# im2col + GEMM; no oneDNN path for these shapes) run on the system BLAS, not on oneDNN. Debian's
+# python3-torch links libblas.so.3, which is the netlib *reference* BLAS unless an optimised one
+# (libopenblas0-pthread) is installed: measured on the project machine, the DCGAN generator's
+# four transposed convolutions took 8x longer on it than on OpenBLAS. Such figures handicap
+# PyTorch, so the script names the BLAS it found, warns about the reference one, and gives
+# OpenBLAS the --threads count (it otherwise starts one thread per core on its own).
+
+def blas_library():
+    """Real path of the BLAS library mapped into this process (after one GEMM), or ''."""
+    torch.mm(torch.ones(8, 8), torch.ones(8, 8))
+    with open("/proc/self/maps") as f:
+        paths = sorted({line.split()[-1] for line in f if "/" in line})
+    # An optimised library first: Debian's OpenBLAS libblas.so.3 is a wrapper around it.
+    for prefixes in (("libopenblas", "libmkl_rt", "libblis"), ("libblas",)):
+        for path in paths:
+            if os.path.basename(path).startswith(prefixes):
+                return os.path.realpath(path)
+    return ""
+
+
+def set_blas_threads(path, threads):
+    if "openblas" in os.path.basename(path):
+        try:
+            ctypes.CDLL(path).openblas_set_num_threads(threads)
+        except (OSError, AttributeError):
+            print("compare.py: could not set OpenBLAS threads in %s" % path, file=sys.stderr)
+
+
 def measure(fn, rounds, warmup):
     for _ in range(warmup):
         fn()
@@ -291,9 +323,17 @@ def main():
         p.error("--rounds must be >= 1 and --warmup >= 0")
 
     torch.manual_seed(args.seed)
+    blas = blas_library()
+    print("blas %s" % (blas or "(none found)"), file=sys.stderr)
+    if "/blas/libblas" in blas:
+        print("WARNING: PyTorch runs on the netlib reference BLAS (%s): its Linear layers and "
+              "ConvTranspose2d (alexnet-small, dcgan) are far slower than with an optimised "
+              "BLAS. For a fair comparison install libopenblas0-pthread, or run with "
+              "LD_LIBRARY_PATH=<dir holding OpenBLAS's libblas.so.3>." % blas, file=sys.stderr)
     rows = []
     for threads in args.threads:
         torch.set_num_threads(threads)
+        set_blas_threads(blas, threads)
         for name in args.models:
             for batch in args.batch:
                 if name == "dcgan":
