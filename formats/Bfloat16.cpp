@@ -56,6 +56,11 @@ Tensor Bfloat16::decode(const Encoded& e) const {
   return out;
 }
 
+Tensor Bfloat16::decodeBf16(const Encoded& e) const {
+  detail::checkEncoded(e, spec(), DType::U16);
+  return e.codes.contiguous();  // the codes are the bf16 patterns
+}
+
 namespace detail {
 FormatPtr makeBf16(SpecKeys& keys) {
   Rounding r = takeRounding(keys);

@@ -21,6 +21,7 @@ class Bfloat16 final : public detail::GridFormat {
   Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
                            Tensor& values) const override;
   Tensor decode(const Encoded& e) const override;
+  Tensor decodeBf16(const Encoded& e) const override;
 };
 
 }  // namespace mantissa::formats

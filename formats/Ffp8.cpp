@@ -66,6 +66,15 @@ Encoded Ffp8::encodeWithValues(const Tensor& x, const QuantizeArgs& args, Format
   return detail::elementwiseEncoded(spec(), q.shape(), codes);
 }
 
+Tensor Ffp8::decodeBf16(const Encoded& e) const {
+  detail::checkEncoded(e, spec(), DType::U8);
+  Tensor codes = e.codes.contiguous();
+  Tensor out = Tensor::uninitialized(e.shape, DType::U16);
+  detail::decodeMiniFloatBf16(codes.data<uint8_t>(), out.data<uint16_t>(), out.numel(),
+                              params_.layout());
+  return out;
+}
+
 Tensor Ffp8::decode(const Encoded& e) const {
   detail::checkEncoded(e, spec(), DType::U8);
   Tensor codes = e.codes.contiguous();
@@ -244,6 +253,15 @@ Tensor Ffp8Auto::decode(const Encoded& e) const {
   MANTISSA_CHECK(fixed != nullptr, "ffp8:auto: cannot decode codes produced by '", e.spec,
                  "' (expected a fixed ffp8 spec)");
   return fixed->decode(e);
+}
+
+Tensor Ffp8Auto::decodeBf16(const Encoded& e) const {
+  if (e.spec == spec() && numelOf(e.shape) == 0) return Tensor::uninitialized(e.shape, DType::U16);
+  FormatPtr f = parse(e.spec);
+  auto* fixed = dynamic_cast<const Ffp8*>(f.get());
+  MANTISSA_CHECK(fixed != nullptr, "ffp8:auto: cannot decode codes produced by '", e.spec,
+                 "' (expected a fixed ffp8 spec)");
+  return fixed->decodeBf16(e);
 }
 
 namespace detail {

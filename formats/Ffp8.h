@@ -46,6 +46,7 @@ class Ffp8 final : public detail::GridFormat {
   Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
                            Tensor& values) const override;
   Tensor decode(const Encoded& e) const override;
+  Tensor decodeBf16(const Encoded& e) const override;
 
  private:
   Ffp8Params params_;
@@ -107,6 +108,7 @@ class Ffp8Auto final : public Format {
                            Tensor& values) const override;
   /// Decodes codes of any fixed FFP8 spec.
   Tensor decode(const Encoded& e) const override;
+  Tensor decodeBf16(const Encoded& e) const override;
 
  private:
   /// The fixed format for `state`, calibrating on `x` first if needed.

@@ -128,6 +128,11 @@ class Format {
     values = decode(e);
     return e;
   }
+  /// The high 16 bits of every value of decode(e) (U16 bfloat16 patterns, the operands of the
+  /// bf16 GEMM path) straight from the codes, for formats that offer it (the 8-bit floats, bf16);
+  /// an undefined tensor otherwise. Exact only where decode's values have zero low halves;
+  /// callers check that on the values first (the dot-product layers did in forward).
+  virtual Tensor decodeBf16(const Encoded& e) const { return {}; }
 };
 
 using FormatPtr = std::shared_ptr<const Format>;

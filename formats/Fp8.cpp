@@ -46,6 +46,14 @@ Tensor Fp8::decode(const Encoded& e) const {
   return out;
 }
 
+Tensor Fp8::decodeBf16(const Encoded& e) const {
+  detail::checkEncoded(e, spec(), DType::U8);
+  Tensor codes = e.codes.contiguous();
+  Tensor out = Tensor::uninitialized(e.shape, DType::U16);
+  detail::decodeMiniFloatBf16(codes.data<uint8_t>(), out.data<uint16_t>(), out.numel(), layout_);
+  return out;
+}
+
 namespace detail {
 FormatPtr makeFp8(SpecKeys& keys) {
   Fp8::Kind kind = keys.head() == "e4m3" ? Fp8::Kind::E4M3 : Fp8::Kind::E5M2;

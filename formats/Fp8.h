@@ -26,6 +26,7 @@ class Fp8 final : public detail::GridFormat {
   Encoded encodeWithValues(const Tensor& x, const QuantizeArgs& args, FormatState* state,
                            Tensor& values) const override;
   Tensor decode(const Encoded& e) const override;
+  Tensor decodeBf16(const Encoded& e) const override;
 
  private:
   Kind kind_;

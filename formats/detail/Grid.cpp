@@ -498,6 +498,22 @@ MANTISSA_AVX512 void decodeAvx512Range(const uint8_t* codes, float* out, int64_t
   }
 }
 
+MANTISSA_AVX512 void decodeBf16Avx512Range(const uint8_t* codes, uint16_t* out, int64_t b,
+                                           int64_t e, const float* table) {
+  for (int64_t i = b; i < e; i += 16) {
+    __mmask16 valid = e - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (e - i)) - 1u);
+    __m128i c8 = valid == 0xFFFF ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + i))
+                                 : _mm_maskz_loadu_epi8(valid, codes + i);
+    __m512i v = _mm512_i32gather_epi32(_mm512_cvtepu8_epi32(c8), table, 4);
+    __m256i hi = _mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16));
+    if (valid == 0xFFFF) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), hi);
+    } else {
+      _mm256_mask_storeu_epi16(out + i, valid, hi);
+    }
+  }
+}
+
 #undef MANTISSA_AVX512
 
 }  // namespace
@@ -522,6 +538,21 @@ void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloa
       decodeAvx512Range(codes, out, b, e, table.data());
     } else {
       for (int64_t i = b; i < e; ++i) out[i] = table[codes[i]];
+    }
+  });
+}
+
+void decodeMiniFloatBf16(const uint8_t* codes, uint16_t* out, int64_t n, const MiniFloat& l,
+                         bool avx512) {
+  const std::array<float, 256> table = l.decodeTable();
+  const bool vec = avx512 && cpuHasAvx512();
+  parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
+    if (vec) {
+      decodeBf16Avx512Range(codes, out, b, e, table.data());
+    } else {
+      for (int64_t i = b; i < e; ++i) {
+        out[i] = static_cast<uint16_t>(floatToBits(table[codes[i]]) >> 16);
+      }
     }
   });
 }

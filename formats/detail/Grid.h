@@ -89,6 +89,10 @@ void encodeMiniFloat(const float* q, uint8_t* codes, int64_t n, const MiniFloat&
 /// Table lookup: codes → values (AVX-512 gathers from the same table when allowed).
 void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloat& layout,
                      bool avx512 = true);
+/// Codes → the high 16 bits of their values (bfloat16 patterns; exact for the codes whose
+/// values are FP32 normals, zeros, Inf or NaN: every value of the OCP layouts).
+void decodeMiniFloatBf16(const uint8_t* codes, uint16_t* out, int64_t n, const MiniFloat& layout,
+                         bool avx512 = true);
 
 /// True when this CPU runs the AVX-512 kernels (F, BW, DQ, VL).
 bool cpuHasAvx512();

@@ -185,6 +185,37 @@ TEST_CASE("PackedSave: with the bf16 GEMM path on, packing changes nothing eithe
   }
 }
 
+TEST_CASE("PackedSave: bf16 path, operands bf16 cannot take exactly: packed and unpacked agree") {
+  if (!ops::detail::cpuHasBf16Dot()) return;
+  // ffp8 with bias 127: the smallest normal is 2^-126 and the subnormals 2^-129.. are FP32
+  // subnormals, so the forward conversion of x fails and its GEMMs fall back to FP32; the
+  // packed operand must then come back as FP32 too (w, whose values are normal, stays on bf16).
+  std::vector<std::vector<uint64_t>> out;
+  std::vector<int64_t> inexact;
+  for (bool packed : {false, true}) {
+    Switches sw(packed, true);
+    resetBf16GemmStats();
+    Rng rng(9);
+    nn::Linear layer(64, 32, rng);
+    formats::FormatPolicy p = formats::FormatPolicy::uniform(formats::parse("e4m3"));
+    p.activation = formats::parse("ffp8:e=4,b=127");
+    layer.setPolicy(p);
+    Tensor x = Tensor::randn({16, 64}, rng, 0.f, std::ldexp(1.f, -124));
+    x.requiresGrad();
+    Tensor y = layer.forward(x);
+    sum(y).backward();
+    out.push_back(bitsOf(y));
+    out.push_back(bitsOf(x.grad()));
+    out.push_back(bitsOf(layer.namedParameters()[0].second.grad()));
+    inexact.push_back(bf16GemmStats().inexact);
+  }
+  CHECK(out[0] == out[3]);
+  CHECK(out[1] == out[4]);
+  CHECK(out[2] == out[5]);
+  CHECK(inexact[0] > 0);
+  CHECK(inexact[1] == inexact[0]);
+}
+
 TEST_CASE("PackedSave: a layer keeps its saved operands at the codes' width") {
   // Linear 256 -> 128 on a batch of 64: backward keeps x (64 x 256) for the weight gradient and
   // w (128 x 256) for the input gradient. Packed, each value takes the code width instead of 4
@@ -302,9 +333,12 @@ TEST_CASE("PackedSave: mini-float code kernels (AVX-512 and scalar) invert the c
       CHECK(codes == expect);
       std::vector<float> back(values.size());
       formats::detail::decodeMiniFloat(codes.data(), back.data(), n, l, avx512);
+      std::vector<uint16_t> bf16(values.size());
+      formats::detail::decodeMiniFloatBf16(codes.data(), bf16.data(), n, l, avx512);
       for (int64_t i = 0; i < n; ++i) {
-        CHECK(std::bit_cast<uint32_t>(back[i]) ==
-              std::bit_cast<uint32_t>(table[codes[static_cast<size_t>(i)]]));
+        const uint32_t want = std::bit_cast<uint32_t>(table[codes[static_cast<size_t>(i)]]);
+        CHECK(std::bit_cast<uint32_t>(back[i]) == want);
+        CHECK(bf16[static_cast<size_t>(i)] == want >> 16);
       }
     }
   }
