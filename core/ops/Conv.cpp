@@ -6,6 +6,7 @@
 #include "core/autograd/Autograd.h"
 #include "core/ops/Reduce.h"
 #include "core/ops/detail/DnnlBf16.h"
+#include "core/parallel/ParallelFor.h"
 
 namespace mantissa {
 
@@ -178,8 +179,11 @@ struct Plan {
 
 std::vector<int64_t> planKey(Direction dir, bool transposed, const Geometry& g, DataType dt,
                              bool withBias) {
+  // The thread count too: oneDNN sizes a primitive's work split and scratchpad for the threads
+  // available when it is created (its own primitive cache keys on it for the same reason), so a
+  // plan made for 1 thread must not run after setNumThreads(2).
   std::vector<int64_t> key{static_cast<int64_t>(dir), transposed, static_cast<int64_t>(dt),
-                           withBias};
+                           withBias, numThreads()};
   for (const std::vector<int64_t>* v :
        {&g.input, &g.weight, &g.strides, &g.dilates, &g.padL, &g.padR, &g.weightDims}) {
     key.push_back(static_cast<int64_t>(v->size()));

@@ -1,7 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <bit>
+#include <cstdint>
+
+#include "core/Rng.h"
 #include "core/ops/Conv.h"
 #include "core/ops/reference/Conv.h"
+#include "core/parallel/ParallelFor.h"
 #include "tests/core/OpsCheck.h"
 
 using namespace mantissa;
@@ -206,4 +211,35 @@ TEST_CASE("conv: bad shapes and options give errors naming the op") {
                        doctest::Contains("conv2dBackwardData: gradOut has shape [1, 2, 4, 4], "
                                          "expected [1, 2, 3, 3]"),
                        Error);
+}
+
+TEST_CASE("conv: cached primitives follow the thread count") {
+  // Conv.cpp keeps each geometry's primitive; oneDNN sizes a primitive's work split (here the
+  // minibatch reduction of backward-weights) and scratchpad for the threads present when it is
+  // created, so the cache keys on the thread count. Alternate 2, 1, 2 threads on the same shapes:
+  // every result must match the reference, and repeated runs at one count must keep their bits.
+  Rng rng(71);
+  Tensor x = Tensor::randn({32, 16, 14, 14}, rng), g = Tensor::randn({32, 16, 14, 14}, rng);
+  const Conv2dOptions o{.padding = 1};
+  const Shape ws{16, 16, 3, 3};
+  Tensor want = reference::conv2dBackwardWeights(x, g, ws, o, false).weight;
+  auto bits = [](const Tensor& t) {
+    std::vector<uint32_t> v;
+    for (float f : t.toVector<float>()) v.push_back(std::bit_cast<uint32_t>(f));
+    return v;
+  };
+  const int before = numThreads();
+  std::vector<std::vector<uint32_t>> runs;
+  for (int threads : {2, 1, 2, 1}) {
+    CAPTURE(threads);
+    setNumThreads(threads);
+    Tensor got = conv2dBackwardWeights(x, g, ws, o, false).weight;
+    checkClose(got, want, "backward weights");
+    checkClose(conv2dForward(x, got, Tensor(), o), reference::conv2dForward(x, got, Tensor(), o),
+               "forward");
+    runs.push_back(bits(got));
+  }
+  setNumThreads(before);
+  CHECK(runs[0] == runs[2]);
+  CHECK(runs[1] == runs[3]);
 }
