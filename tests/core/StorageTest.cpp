@@ -88,7 +88,7 @@ std::vector<float> runOps() {
 
 /// Outputs and gradients of the oneDNN-backed ops whose results (and reorder scratch buffers)
 /// are allocated uninitialised: conv2d / convTranspose2d (blocked layouts, reorders), batch norm
-/// in training and eval mode (with the fused relu and residual forms), pooling.
+/// in training and eval mode (with the fused relu and residual forms), LRN, pooling.
 std::vector<float> runDnnlOps() {
   Rng rng(6);
   std::vector<float> all;
@@ -106,9 +106,10 @@ std::vector<float> runDnnlOps() {
   Tensor z = batchNormRelu(yt, gamma, beta, rm, rv, {.training = true});
   Tensor m = maxPool2d(z, Pool2dOptions{.kernel = 3, .stride = 2, .padding = 1});
   Tensor a = avgPool2d(z, Pool2dOptions{.kernel = 2, .ceilMode = true});
-  Tensor loss = add(sum(mul(m, m)), sum(a));
+  Tensor l = lrn(z, {.size = 3, .alpha = 0.5, .beta = 0.75, .k = 1});
+  Tensor loss = add(add(sum(mul(m, m)), sum(a)), sum(l));
   loss.backward();
-  for (const Tensor& t : {y, yt, z, m, a, x.grad(), w.grad(), wt.grad(), gamma.grad(), rm, rv})
+  for (const Tensor& t : {y, yt, z, m, a, l, x.grad(), w.grad(), wt.grad(), gamma.grad(), rm, rv})
     keep(t);
   autograd::NoGradGuard noGrad;
   Tensor e = yt.detach();
