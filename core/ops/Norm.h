@@ -48,6 +48,9 @@ namespace detail {
 /// before Mantissa had its own loop) and the separate add and relu ops, instead of Mantissa's
 /// one-pass kernel, so tests can compare the two bit for bit. Process-wide.
 void setBatchNormDnnlInference(bool on);
+/// Testing hook: run lrn's backward on oneDNN's reference kernel (its only one for plain NCHW)
+/// instead of Mantissa's loop with the same arithmetic, so tests can compare them bit for bit.
+void setLrnDnnlBackward(bool on);
 }  // namespace detail
 
 /// Options of lrn. Defaults are AlexNet's (Krizhevsky et al. 2012, §3.3): note k = 2, whereas

@@ -219,6 +219,42 @@ TEST_CASE("norm: batchNormAddRelu outside the fused case is the composition") {
                        doctest::Contains("batchNormAddRelu: undefined residual"), Error);
 }
 
+TEST_CASE("norm: lrn backward is bit-identical to oneDNN's reference kernel") {
+  // Mantissa's backward loop must give exactly the bits of oneDNN's lrn_ref (the kernel oneDNN
+  // runs for plain NCHW, reachable through detail::setLrnDnnlBackward): beta 0.75 (its sqrt
+  // fast path) and others (powf), windows wider than the channel count, one channel, one
+  // position, exact zeros and large values.
+  Rng rng(67);
+  struct Case {
+    Shape shape;
+    LrnOptions o;
+  };
+  for (const Case& c : {Case{{4, 64, 13, 13}, {.size = 5, .alpha = 5e-4, .beta = 0.75, .k = 2}},
+                        Case{{3, 7, 5, 3}, {.size = 3, .alpha = 0.5, .beta = 0.75, .k = 1}},
+                        Case{{2, 3, 4, 4}, {.size = 7, .alpha = 1.5, .beta = 0.6, .k = 0.5}},
+                        Case{{5, 1, 3, 1}, {.size = 5, .alpha = 2.0, .beta = 1.3, .k = 1}},
+                        Case{{2, 10, 1, 1}, {.size = 1, .alpha = 1e-2, .beta = 0.75, .k = 3}}}) {
+    CAPTURE(toString(c.shape));
+    CAPTURE(c.o.size);
+    CAPTURE(c.o.beta);
+    std::vector<float> xs = Tensor::randn(c.shape, rng, 0.f, 3.f).toVector<float>();
+    for (size_t i = 0; i < xs.size(); i += 11) xs[i] = 0.f;
+    for (size_t i = 5; i < xs.size(); i += 17) xs[i] *= 1e3f;
+    Tensor g = Tensor::randn(c.shape, rng);
+    Tensor grads[2];
+    for (int dnnl : {0, 1}) {
+      detail::setLrnDnnlBackward(dnnl == 1);
+      Tensor x = Tensor::fromVector(xs, c.shape).requiresGrad();
+      lrn(x, c.o).backward({.grad = g});
+      grads[dnnl] = x.grad();
+    }
+    detail::setLrnDnnlBackward(false);
+    CHECK(firstBitDifference(grads[0], grads[1]) == -1);
+    checkClose(grads[0], reference::lrnBackward(Tensor::fromVector(xs, c.shape), g, c.o),
+               "lrn backward");
+  }
+}
+
 TEST_CASE("norm: lrn hand-computed values pin the alpha/size convention") {
   // Channels 1, 2, 3 at one pixel; size 3, alpha 3, beta 1, k 1: denominators
   // 1 + 3/3*(1+4) = 6, 1 + (1+4+9) = 15, 1 + (4+9) = 14.
