@@ -8,6 +8,16 @@
 
 namespace mantissa::nn {
 
+/// What the int8 block-FP kernel of a GEMM (DotProductLayer::Gemms) is told about its two HBFP
+/// operands: the block size they share and their mantissa widths N.
+struct Int8Operands {
+  int64_t block;
+  int bitsA, bitsB;  // N of the first and second operand
+};
+/// An int8 block-FP GEMM kernel: the undefined tensor when it declines (DotProductLayer::Gemms).
+using Int8Gemm =
+    std::function<Tensor(const Tensor& a, const Tensor& b, const Int8Operands& operands)>;
+
 /// Base of the layers whose work is a dot product (Linear, Conv2d, ConvTranspose2d). It owns
 /// the three quantization points of FORMATS.md A.2 and the master format of the weight:
 ///   `activation`  forward: the input operand (role activation); backward: fp32 (the input
@@ -25,6 +35,12 @@ namespace mantissa::nn {
 /// bf16 primitives: the FP32 emulation's result up to summation order, at up to twice the rate.
 /// Operands kept for backward are then kept as bf16 (half the bytes). setBf16GemmEnabled
 /// (core/ops/Linalg.h) turns it off.
+///
+/// int8 block-FP path (docs/performance.md "int8 block-floating-point path"): when both
+/// operands of a GEMM are HBFP with N <= 8 and the same block size and the layer provides an
+/// int8 kernel for it (Linear: all three GEMMs; Conv2d: forward), the GEMM runs on the integer
+/// mantissas with per-block exponents (AVX-512 VNNI): the emulation's result up to summation
+/// order. It takes precedence over the bf16 path; setInt8BfpEnabled turns it on.
 class DotProductLayer : public Module {
  public:
   explicit DotProductLayer(std::string typeName);
@@ -49,6 +65,11 @@ class DotProductLayer : public Module {
     std::function<Tensor(const Tensor& x, const Tensor& w)> forward;
     std::function<Tensor(const Tensor& gy, const Tensor& w)> backwardData;
     std::function<Tensor(const Tensor& x, const Tensor& gy)> backwardWeights;
+    /// int8 block-FP kernels (ops::detail::bfpGemm) of the same GEMMs, given the same quantized
+    /// FP32 operands when both are HBFP with N <= 8 and equal blocks (Int8Operands); they return
+    /// an undefined tensor when the kernel declines (a block product would not be exact), and
+    /// the FP32 kernel above runs instead. Empty: the layer has none for that GEMM.
+    Int8Gemm int8Forward, int8BackwardData, int8BackwardWeights;
     std::string opName;
   };
   /// Runs forward with quantized operands and records the quantized backward. The bias (if

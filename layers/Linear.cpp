@@ -5,6 +5,7 @@
 #include "core/ops/Elementwise.h"
 #include "core/ops/Linalg.h"
 #include "core/ops/Reduce.h"
+#include "core/ops/detail/BfpGemm.h"
 
 namespace mantissa::nn {
 
@@ -37,6 +38,37 @@ Tensor Linear::forward(const Tensor& input) {
   g.backwardData = [](const Tensor& gy, const Tensor& w) { return linearBackwardData(gy, w); };
   g.backwardWeights = [](const Tensor& a, const Tensor& gy) {
     return linearBackwardWeights(a, gy, false).weight;
+  };
+  // int8 block-FP kernels (DotProductLayer::Gemms): A [M, K] and B [N, K] read in place, with
+  // K the GEMM's reduction axis (the axis the HBFP blocks of both operands run along).
+  namespace od = ops::detail;
+  // C [M, N] = A Bᵀ; A row m, k at a[m * am + k * ak]; B row n, k at b[n * bn + k * bk].
+  auto int8 = [](const Tensor& a, int64_t am, int64_t ak, int bitsA, const Tensor& b, int64_t bn,
+                 int64_t bk, int bitsB, int64_t M, int64_t N, int64_t K, int64_t block) {
+    Tensor c = Tensor::uninitialized({M, N});
+    const od::BfpSource A{.rows1 = M, .segLen = K, .values = a.data<float>(), .s1 = am, .sk = ak,
+                          .bits = bitsA};
+    const od::BfpSource B{.rows1 = N, .segLen = K, .values = b.data<float>(), .s1 = bn, .sk = bk,
+                          .bits = bitsB};
+    return od::bfpGemm(A, B, block, c.data<float>(), N, od::bestBfpIsa()) ? c : Tensor();
+  };
+  // forward: y [N, out] = x [N, in] · w [out, in]ᵀ, K = in.
+  g.int8Forward = [int8](const Tensor& x, const Tensor& w, const Int8Operands& o) {
+    Tensor xc = x.contiguous(), wc = w.contiguous();
+    const int64_t n = xc.size(0), in = xc.size(1), out = wc.size(0);
+    return int8(xc, in, 1, o.bitsA, wc, in, 1, o.bitsB, n, out, in, o.block);
+  };
+  // backward-data: gx [N, in] = gy [N, out] · w [out, in], K = out (w read down its columns).
+  g.int8BackwardData = [int8](const Tensor& gy, const Tensor& w, const Int8Operands& o) {
+    Tensor gc = gy.contiguous(), wc = w.contiguous();
+    const int64_t n = gc.size(0), out = gc.size(1), in = wc.size(1);
+    return int8(gc, out, 1, o.bitsA, wc, 1, in, o.bitsB, n, in, out, o.block);
+  };
+  // backward-weights: gw [out, in] = gy [N, out]ᵀ · x [N, in], K = N (both read down columns).
+  g.int8BackwardWeights = [int8](const Tensor& x, const Tensor& gy, const Int8Operands& o) {
+    Tensor xc = x.contiguous(), gc = gy.contiguous();
+    const int64_t n = xc.size(0), in = xc.size(1), out = gc.size(1);
+    return int8(gc, 1, out, o.bitsB, xc, 1, in, o.bitsA, out, in, n, o.block);
   };
   Tensor y = run(
       x, weight_, bias_, g, [](const Tensor& out, const Tensor& b) { return add(out, b); },

@@ -61,8 +61,8 @@ struct Ref {
   std::vector<double> value, absSum;
 };
 
-Ref referenceGemm(const std::vector<float>& a, const std::vector<float>& b, int64_t M,
-                  int64_t N, int64_t K) {
+Ref referenceGemm(const std::vector<float>& a, const std::vector<float>& b, int64_t M, int64_t N,
+                  int64_t K) {
   Ref r{std::vector<double>(M * N, 0), std::vector<double>(M * N, 0)};
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n)
@@ -134,9 +134,8 @@ TEST_CASE("Int8Bfp kernel: block-FP GEMM equals the double reference within the 
   };
   // Odd sizes: tails of the 6-row and 16/32-column tiles, partial last blocks, K < 4, K not a
   // multiple of 4, blocks of 5 and 16.
-  const Shape3 shapes[] = {{1, 1, 1, 64},   {7, 17, 3, 64},  {13, 33, 130, 64},
-                           {50, 40, 200, 16}, {5, 3, 67, 5}, {64, 64, 64, 64},
-                           {97, 50, 129, 64}};
+  const Shape3 shapes[] = {{1, 1, 1, 64}, {7, 17, 3, 64},   {13, 33, 130, 64}, {50, 40, 200, 16},
+                           {5, 3, 67, 5}, {64, 64, 64, 64}, {97, 50, 129, 64}};
   const int widths[][2] = {{8, 8}, {6, 6}, {4, 4}, {8, 4}};
   for (const Shape3& sh : shapes) {
     for (const auto& w : widths) {
@@ -149,8 +148,9 @@ TEST_CASE("Int8Bfp kernel: block-FP GEMM equals the double reference within the 
       Rng rng(static_cast<uint64_t>(sh.M * 1000 + sh.K + w[1]));
       auto a = randomMatrix(rng, sh.M, sh.K), b = randomMatrix(rng, sh.N, sh.K, 1e-3f);
       if (sh.K >= 3) {
-        for (int64_t k = 0; k < std::min<int64_t>(sh.K, sh.block); ++k) a[k] = 0.0f;  // a zero block
-        b[1] = 1e30f;  // a block whose other values flush to zero mantissas
+        for (int64_t k = 0; k < std::min<int64_t>(sh.K, sh.block); ++k)
+          a[k] = 0.0f;  // a zero block
+        b[1] = 1e30f;   // a block whose other values flush to zero mantissas
       }
       auto qa = quantizeRows(a, sh.M, sh.K, sh.K, sh.block, w[0]);
       auto qb = quantizeRows(b, sh.N, sh.K, sh.K, sh.block, w[1]);
@@ -161,8 +161,8 @@ TEST_CASE("Int8Bfp kernel: block-FP GEMM equals the double reference within the 
         CAPTURE(static_cast<int>(isa));
         for (bool strided : {false, true}) {
           std::vector<float> c(sh.M * sh.N + 3, -7.0f);  // ldc = N; a guard after the end
-          const od::BfpSource B = strided ? columnMajor(qbT, sh.N, sh.K, w[1])
-                                          : rowMajor(qb, sh.N, sh.K, w[1]);
+          const od::BfpSource B =
+              strided ? columnMajor(qbT, sh.N, sh.K, w[1]) : rowMajor(qb, sh.N, sh.K, w[1]);
           REQUIRE(od::bfpGemm(rowMajor(qa, sh.M, sh.K, w[0]), B, sh.block, c.data(), sh.N, isa));
           CHECK(c[sh.M * sh.N] == -7.0f);
           c.resize(sh.M * sh.N);
@@ -173,6 +173,47 @@ TEST_CASE("Int8Bfp kernel: block-FP GEMM equals the double reference within the 
         }
       }
     }
+  }
+}
+
+TEST_CASE("Int8Bfp kernel: row maps (segments, zero rows) and planar output") {
+  // C(m, n) = Σ_s A(index[m, s]) · B(n, segment s): the implicit GEMM of a convolution. Checked
+  // against the plain GEMM of the explicitly gathered A, written row-major and planar.
+  const int64_t srcRows = 9, S = 3, L = 20, N = 21, M = 14, P = 7;  // 2 images of 7 pixels
+  Rng rng(31);
+  auto src = quantizeRows(randomMatrix(rng, srcRows, L), srcRows, L, L, 16, 8);
+  auto b = quantizeRows(randomMatrix(rng, N, S * L), N, S * L, L, 16, 8);
+  std::vector<int32_t> index(M * S);
+  std::vector<float> gathered(M * S * L, 0.0f);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t s = 0; s < S; ++s) {
+      const int32_t i = (m + 2 * s) % 5 == 0 ? -1 : static_cast<int32_t>((m * 7 + s) % srcRows);
+      index[m * S + s] = i;
+      for (int64_t k = 0; k < L && i >= 0; ++k) gathered[(m * S + s) * L + k] = src[i * L + k];
+    }
+  Ref ref = referenceGemm(gathered, b, M, N, S * L);
+  for (od::BfpIsa isa : isas()) {
+    CAPTURE(static_cast<int>(isa));
+    od::BfpPackedA pa = od::bfpPackA(rowMajor(src, srcRows, L, 8), 16, isa);
+    od::BfpSource bs{.rows1 = N,
+                     .segments = S,
+                     .segLen = L,
+                     .values = b.data(),
+                     .s1 = S * L,
+                     .sSeg = L,
+                     .sk = 1,
+                     .bits = 8};
+    od::BfpPackedB pb = od::bfpPackB(bs, 16, isa);
+    std::vector<float> rowMajorC(M * N), planar(M * N);
+    od::BfpRowMap map{.rows = M, .segments = S, .index = index.data()};
+    REQUIRE(od::bfpGemmPacked(pa, map, pb, rowMajorC.data(), N, isa));
+    CHECK(worstRatio(rowMajorC, ref, S * L) <= 1.0);
+    map.planeRows = P;
+    REQUIRE(od::bfpGemmPacked(pa, map, pb, planar.data(), N, isa));
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        CHECK(planar[(m / P) * N * P + n * P + m % P] == rowMajorC[m * N + n]);
+      }
   }
 }
 
@@ -187,8 +228,8 @@ TEST_CASE("Int8Bfp kernel: mantissas and exponents recovered from the values are
     const int64_t rows = 9, K = 150;
     std::vector<float> x = randomMatrix(rng, rows, K);
     for (int64_t k = 0; k < 64; ++k) x[K + k] *= 1e-40f;  // row 1, block 0: FP32 subnormals
-    x[2 * K + 3] = 1.0f;                                   // row 2: a power-of-two max
-    for (int64_t k = 0; k < K; ++k) x[3 * K + k] = 0.0f;   // row 3: all zero
+    x[2 * K + 3] = 1.0f;                                  // row 2: a power-of-two max
+    for (int64_t k = 0; k < K; ++k) x[3 * K + k] = 0.0f;  // row 3: all zero
     Tensor xt = Tensor::fromVector(x, {rows, K});
     formats::QuantizeArgs args;
     args.blockAxis = 1;
@@ -199,24 +240,26 @@ TEST_CASE("Int8Bfp kernel: mantissas and exponents recovered from the values are
     const int bits = e.codeBits;
     const int64_t block = spec.find("block=16") != std::string::npos ? 16 : 64;
     std::vector<float> qv = q.toVector();
-    od::BfpPackedA pa = od::bfpPackA(rowMajor(qv, rows, K, bits), block);
-    CHECK(pa.onGrid);
-    std::vector<int8_t> codes = e.codes.toVector<int8_t>();
-    std::vector<int16_t> exps = e.exponents.toVector<int16_t>();
-    const int64_t nb = (K + block - 1) / block;
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t kb = 0; kb < nb; ++kb) {
-        const int8_t* got = pa.data.data() + r * pa.rowBytes + kb * pa.P;
-        bool nonZero = false;
-        for (int64_t k = kb * block; k < std::min(K, (kb + 1) * block); ++k) {
-          CHECK(got[k - kb * block] == codes[r * K + k]);
-          nonZero |= codes[r * K + k] != 0;
-        }
-        if (nonZero) {  // an all-zero block's exponent does not matter (its products are 0)
-          int32_t biased;
-          std::memcpy(&biased, pa.data.data() + r * pa.rowBytes + pa.blocks * (pa.P + 4) + kb * 4,
-                      4);
-          CHECK((biased >> 23) - 127 == exps[r * nb + kb] - (bits - 1));
+    for (od::BfpIsa isa : isas()) {
+      CAPTURE(static_cast<int>(isa));
+      od::BfpPackedA pa = od::bfpPackA(rowMajor(qv, rows, K, bits), block, isa);
+      CHECK(pa.onGrid);
+      std::vector<int8_t> codes = e.codes.toVector<int8_t>();
+      std::vector<int16_t> exps = e.exponents.toVector<int16_t>();
+      const int64_t nb = (K + block - 1) / block;
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t kb = 0; kb < nb; ++kb) {
+          const int8_t* got = pa.data() + r * pa.rowBytes + kb * pa.P;
+          bool nonZero = false;
+          for (int64_t k = kb * block; k < std::min(K, (kb + 1) * block); ++k) {
+            CHECK(got[k - kb * block] == codes[r * K + k]);
+            nonZero |= codes[r * K + k] != 0;
+          }
+          if (nonZero) {  // an all-zero block's exponent does not matter (its products are 0)
+            int32_t biased;
+            std::memcpy(&biased, pa.data() + r * pa.rowBytes + pa.blocks * (pa.P + 4) + kb * 4, 4);
+            CHECK((biased >> 23) - 127 == exps[r * nb + kb] - (bits - 1));
+          }
         }
       }
     }
@@ -227,20 +270,21 @@ TEST_CASE("Int8Bfp kernel: falls back when a block product is not an FP32 normal
   const int64_t M = 4, N = 5, K = 40;
   Rng rng(3);
   for (od::BfpIsa isa : isas()) {
-    SUBCASE("tiny exponents: products below 2^-126") {
+    CAPTURE(static_cast<int>(isa));
+    {  // tiny exponents: products below 2^-126
       auto a = quantizeRows(randomMatrix(rng, M, K, 0x1p-60f), M, K, K, 64, 8);
       auto b = quantizeRows(randomMatrix(rng, N, K, 0x1p-66f), N, K, K, 64, 8);
       std::vector<float> c(M * N, 3.0f);
       CHECK_FALSE(od::bfpGemm(rowMajor(a, M, K, 8), rowMajor(b, N, K, 8), 64, c.data(), N, isa));
       CHECK(c == std::vector<float>(M * N, 3.0f));  // untouched
     }
-    SUBCASE("huge exponents: block sums beyond FP32's range") {
+    {  // huge exponents: block sums beyond FP32's range
       auto a = quantizeRows(randomMatrix(rng, M, K, 0x1p+70f), M, K, K, 64, 8);
       auto b = quantizeRows(randomMatrix(rng, N, K, 0x1p+60f), N, K, K, 64, 8);
       std::vector<float> c(M * N, 3.0f);
       CHECK_FALSE(od::bfpGemm(rowMajor(a, M, K, 8), rowMajor(b, N, K, 8), 64, c.data(), N, isa));
     }
-    SUBCASE("values that are not N-bit HBFP values") {
+    {  // values that are not N-bit HBFP values
       auto a = quantizeRows(randomMatrix(rng, M, K), M, K, K, 64, 8);
       auto b = quantizeRows(randomMatrix(rng, N, K), N, K, K, 64, 8);
       std::vector<float> c(M * N, 3.0f);
@@ -248,7 +292,7 @@ TEST_CASE("Int8Bfp kernel: falls back when a block product is not an FP32 normal
       a[5] = std::nextafter(a[5], 10.0f);
       CHECK_FALSE(od::bfpGemm(rowMajor(a, M, K, 8), rowMajor(b, N, K, 8), 64, c.data(), N, isa));
     }
-    SUBCASE("zero blocks with the clamped exponent do not force a fallback") {
+    {  // zero blocks with the clamped exponent do not force a fallback
       auto a = quantizeRows(randomMatrix(rng, M, K, 0x1p-100f), M, K, K, 64, 8);
       std::vector<float> b(N * K, 0.0f);
       b[7] = 1.0f;  // one non-zero block; the other rows are zero blocks (exponent -126)
@@ -256,6 +300,271 @@ TEST_CASE("Int8Bfp kernel: falls back when a block product is not an FP32 normal
       REQUIRE(od::bfpGemm(rowMajor(a, M, K, 8), rowMajor(b, N, K, 8), 64, c.data(), N, isa));
       Ref ref = referenceGemm(a, b, M, N, K);
       CHECK(worstRatio(c, ref, K) <= 1.0);
+    }
+  }
+}
+
+namespace {
+
+std::vector<double> toDouble(const Tensor& t) {
+  std::vector<float> v = t.contiguous().toVector();
+  return {v.begin(), v.end()};
+}
+
+/// C[m, n] = Σ_k A(m, k) B(n, k) in double with Σ|terms|, for operands given as accessors.
+template <class FA, class FB>
+Ref refProduct(int64_t M, int64_t N, int64_t K, const FA& a, const FB& b) {
+  Ref r{std::vector<double>(M * N, 0), std::vector<double>(M * N, 0)};
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) {
+        const double p = a(m, k) * b(n, k);
+        r.value[m * N + n] += p;
+        r.absSum[m * N + n] += std::fabs(p);
+      }
+  return r;
+}
+
+double worstRatio(const Tensor& got, const Ref& ref, int64_t K, double slack = 1.0) {
+  std::vector<float> v = got.contiguous().toVector();
+  REQUIRE(v.size() == ref.value.size());
+  return worstRatio(v,
+                    Ref{ref.value,
+                        [&] {
+                          std::vector<double> s = ref.absSum;
+                          for (double& x : s) x *= slack;
+                          return s;
+                        }()},
+                    K);
+}
+
+struct LayerRun {
+  Tensor y, gx, gw;
+  Int8BfpStats stats;
+};
+
+LayerRun runLayer(nn::DotProductLayer& layer, const Tensor& weight, const Tensor& x,
+                  const Tensor& g, bool on) {
+  PathSwitch sw(on);
+  layer.zeroGrad();
+  Tensor xx = x.detach().clone();
+  xx.requiresGrad();
+  LayerRun r;
+  r.y = layer.forward(xx);
+  r.y.backward({.grad = g});
+  r.gx = xx.grad();
+  r.gw = weight.grad();
+  r.stats = int8BfpStats();
+  return r;
+}
+
+FormatPolicy hbfpPolicy(const std::string& spec) {
+  FormatPolicy p = FormatPolicy::fp32();
+  p.weight = p.activation = p.error = formats::parse(spec);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("Int8Bfp layers: Linear's three GEMMs on the int8 path equal the emulation") {
+  struct Case {
+    int64_t n, in, out;
+  };
+  // Partial blocks along every reduction axis (in, out and the batch).
+  const Case cases[] = {{70, 100, 20}, {150, 130, 70}, {3, 5, 2}};
+  for (const Case& c : cases) {
+    for (int bits : {8, 6, 4}) {
+      CAPTURE(c.n);
+      CAPTURE(c.in);
+      CAPTURE(bits);
+      Rng rng(11);
+      nn::Linear fc(c.in, c.out, rng, nn::LinearOptions{.bias = false});
+      fc.setPolicy(hbfpPolicy("hbfp" + std::to_string(bits)));
+      Tensor x = Tensor::randn({c.n, c.in}, rng), g = Tensor::randn({c.n, c.out}, rng);
+      LayerRun off = runLayer(fc, fc.weight(), x, g, false);
+      LayerRun on = runLayer(fc, fc.weight(), x, g, true);
+      CHECK(off.stats.int8 == 0);
+      CHECK(on.stats.int8 == 3);
+      CHECK(on.stats.inexact == 0);
+      // Reference operands, blocked along each GEMM's reduction axis (hbfpReference is written
+      // from the definition, tests/layers/LayerTestUtil.h).
+      const Tensor w = fc.weight().detach();
+      auto xF = toDouble(testing::hbfpReference(x, {1}, bits));
+      auto xW = toDouble(testing::hbfpReference(x, {0}, bits));
+      auto wF = toDouble(testing::hbfpReference(w, {1}, bits));
+      auto wD = toDouble(testing::hbfpReference(w, {0}, bits));
+      auto eD = toDouble(testing::hbfpReference(g, {1}, bits));
+      auto eW = toDouble(testing::hbfpReference(g, {0}, bits));
+      const int64_t N = c.n, I = c.in, O = c.out;
+      Ref y = refProduct(
+          N, O, I, [&](int64_t m, int64_t k) { return xF[m * I + k]; },
+          [&](int64_t n, int64_t k) { return wF[n * I + k]; });
+      Ref gx = refProduct(
+          N, I, O, [&](int64_t m, int64_t k) { return eD[m * O + k]; },
+          [&](int64_t n, int64_t k) { return wD[k * I + n]; });
+      Ref gw = refProduct(
+          O, I, N, [&](int64_t m, int64_t k) { return eW[k * O + m]; },
+          [&](int64_t n, int64_t k) { return xW[k * I + n]; });
+      CHECK(worstRatio(on.y, y, I) <= 1.0);
+      CHECK(worstRatio(on.gx, gx, O) <= 1.0);
+      CHECK(worstRatio(on.gw, gw, N) <= 1.0);
+      CHECK(worstRatio(off.y, y, I) <= 1.0);  // the reference is the emulation's
+      CHECK(worstRatio(off.gx, gx, O) <= 1.0);
+      CHECK(worstRatio(off.gw, gw, N) <= 1.0);
+    }
+  }
+}
+
+TEST_CASE("Int8Bfp layers: stochastic rounding gives the emulation's operands") {
+  // The path multiplies the emulation's own quantized values, so the stochastic bits (stream,
+  // step, element index) are the same: on and off differ by summation order only. With other
+  // bits the results would differ by about one ulp of hbfp6 (2^-5 relative), 1000x the bound.
+  Rng rng(12);
+  const int64_t N = 40, I = 90, O = 30;
+  Tensor x = Tensor::randn({N, I}, rng), g = Tensor::randn({N, O}, rng);
+  auto run = [&](bool on) {
+    Rng init(13);  // a fresh layer each time: the stochastic steps start equal
+    nn::Linear fc(I, O, init, nn::LinearOptions{.bias = false});
+    fc.setPolicy(hbfpPolicy("hbfp6:round=stochastic"));
+    return runLayer(fc, fc.weight(), x, g, on);
+  };
+  LayerRun off = run(false), on = run(true);
+  CHECK(on.stats.int8 == 3);
+  // Σ|a·b| of the quantized operands is within 2x of that of the FP32 ones for hbfp6.
+  auto xs = toDouble(x), gs = toDouble(g);
+  Rng init(13);
+  nn::Linear probe(I, O, init, nn::LinearOptions{.bias = false});
+  auto ws = toDouble(probe.weight());
+  // Bound for the difference of two summation orders: twice the one-sided bound.
+  Ref y = refProduct(
+      N, O, I, [&](int64_t m, int64_t k) { return xs[m * I + k]; },
+      [&](int64_t n, int64_t k) { return ws[n * I + k]; });
+  Ref gx = refProduct(
+      N, I, O, [&](int64_t m, int64_t k) { return gs[m * O + k]; },
+      [&](int64_t n, int64_t k) { return ws[k * I + n]; });
+  Ref gw = refProduct(
+      O, I, N, [&](int64_t m, int64_t k) { return gs[k * O + m]; },
+      [&](int64_t n, int64_t k) { return xs[k * I + n]; });
+  for (auto* r : {&y, &gx, &gw}) r->value = std::vector<double>(r->value.size(), 0.0);
+  auto diff = [](const Tensor& a, const Tensor& b) { return sub(a, b); };
+  CHECK(worstRatio(diff(on.y, off.y), y, I, 4.0) <= 1.0);
+  CHECK(worstRatio(diff(on.gx, off.gx), gx, O, 4.0) <= 1.0);
+  CHECK(worstRatio(diff(on.gw, off.gw), gw, N, 4.0) <= 1.0);
+  // And they are not trivially equal to RNE results: the stochastic operands differ from RNE.
+  Rng init2(13);
+  nn::Linear rne(I, O, init2, nn::LinearOptions{.bias = false});
+  rne.setPolicy(hbfpPolicy("hbfp6"));
+  LayerRun r = runLayer(rne, rne.weight(), x, g, true);
+  CHECK(worstRatio(diff(r.y, off.y), y, I, 4.0) > 10.0);
+}
+
+TEST_CASE("Int8Bfp layers: a GEMM with products below 2^-126 runs in FP32") {
+  Rng rng(6);
+  nn::Linear fc(40, 8, rng, nn::LinearOptions{.bias = false});
+  fc.setPolicy(hbfpPolicy("hbfp8"));
+  Tensor weight = fc.weight();
+  float* w = weight.data<float>();
+  for (int64_t i = 0; i < weight.numel(); ++i) w[i] *= 0x1p-40f;
+  Tensor x = mul(Tensor::randn({4, 40}, rng), Tensor::full({1}, 0x1p-90f));
+  Tensor g = Tensor::randn({4, 8}, rng);
+  LayerRun off = runLayer(fc, fc.weight(), x, g, false);
+  LayerRun on = runLayer(fc, fc.weight(), x, g, true);
+  CHECK(on.stats.inexact == 1);                // forward: |x·w| ~ 2^-130
+  CHECK(on.stats.int8 == 2);                   // error·w ~ 2^-40 and x·error ~ 2^-90 are normal
+  CHECK(on.y.toVector() == off.y.toVector());  // the FP32 kernel on the same operands
+}
+
+TEST_CASE("Int8Bfp layers: formats the kernel cannot take keep their path") {
+  // Per GEMM: hbfp12 (N > 8) never; weights with other blocks: only backward-weights (x and
+  // error, both hbfp8) qualifies; e4m3 activations: only backward-data (error and weight).
+  struct Case {
+    const char *weight, *activation, *error;
+    bool fwd, data, wgt;
+  };
+  const Case cases[] = {{"hbfp12", "hbfp12", "hbfp12", false, false, false},
+                        {"hbfp8:block=16", "hbfp8", "hbfp8", false, false, true},
+                        {"hbfp8", "e4m3", "hbfp8", false, true, false}};
+  for (const Case& c : cases) {
+    CAPTURE(std::string(c.weight) + " " + c.activation + " " + c.error);
+    Rng rng(9);
+    nn::Linear fc(64, 16, rng, nn::LinearOptions{.bias = false});
+    FormatPolicy p = FormatPolicy::fp32();
+    p.weight = formats::parse(c.weight);
+    p.activation = formats::parse(c.activation);
+    p.error = formats::parse(c.error);
+    fc.setPolicy(p);
+    Tensor x = Tensor::randn({8, 64}, rng), g = Tensor::randn({8, 16}, rng);
+    LayerRun off = runLayer(fc, fc.weight(), x, g, false);
+    LayerRun on = runLayer(fc, fc.weight(), x, g, true);
+    CHECK(on.stats.int8 == int(c.fwd) + int(c.data) + int(c.wgt));
+    CHECK(on.stats.inexact == 0);
+    // The GEMMs that keep their path give the same bits.
+    if (!c.fwd) CHECK(on.y.toVector() == off.y.toVector());
+    if (!c.data) CHECK(on.gx.toVector() == off.gx.toVector());
+    if (!c.wgt) CHECK(on.gw.toVector() == off.gw.toVector());
+  }
+}
+
+TEST_CASE("Int8Bfp layers: Conv2d forward on the int8 path equals the emulation") {
+  struct Case {
+    const char* name;
+    int64_t n, cin, cout, h, k, stride, pad, dil, groups;
+  };
+  const Case cases[] = {
+      {"80->8 3x3 pad 1 (a full and a partial block)", 2, 80, 8, 6, 3, 1, 1, 1, 1},
+      {"16->32 3x3 stride 2 pad 1 groups 2", 3, 16, 32, 7, 3, 2, 1, 1, 2},
+      {"1->16 3x3 pad 1 (first layer, K = 1 per tap)", 4, 1, 16, 10, 3, 1, 1, 1, 1},
+      {"32->40 1x1 stride 2", 2, 32, 40, 8, 1, 2, 0, 1, 1},
+      {"16->16 3x3 dilation 2 groups 4", 2, 16, 16, 9, 3, 1, 2, 2, 4},
+      {"6->7 5x5 pad 2 (odd channels)", 3, 6, 7, 5, 5, 1, 2, 1, 1},
+  };
+  for (const Case& c : cases) {
+    for (const char* spec : {"hbfp8", "hbfp4"}) {
+      CAPTURE(c.name);
+      CAPTURE(std::string(spec));
+      const int bits = std::stoi(std::string(spec).substr(4));
+      Rng rng(17);
+      nn::Conv2d conv(c.cin, c.cout, c.k, rng,
+                      nn::Conv2dOptions{.stride = c.stride,
+                                        .padding = c.pad,
+                                        .dilation = c.dil,
+                                        .groups = c.groups,
+                                        .bias = false});
+      conv.setPolicy(hbfpPolicy(spec));
+      Tensor x = Tensor::randn({c.n, c.cin, c.h, c.h}, rng);
+      const int64_t oh = (c.h + 2 * c.pad - c.dil * (c.k - 1) - 1) / c.stride + 1;
+      Tensor g = Tensor::randn({c.n, c.cout, oh, oh}, rng);
+      LayerRun off = runLayer(conv, conv.weight(), x, g, false);
+      LayerRun on = runLayer(conv, conv.weight(), x, g, true);
+      CHECK(on.stats.int8 == 1);  // forward; the backward GEMMs keep their path
+      CHECK(on.stats.inexact == 0);
+      CHECK(on.gx.toVector() == off.gx.toVector());
+      CHECK(on.gw.toVector() == off.gw.toVector());
+      const int64_t G = c.groups, cg = c.cin / G, og = c.cout / G;
+      auto xq = toDouble(testing::hbfpReference(x.reshape({c.n, G, cg, c.h, c.h}), {2}, bits));
+      auto wq = toDouble(
+          testing::hbfpReference(conv.weight().detach().reshape({G, og, cg, c.k, c.k}), {2}, bits));
+      const int64_t outs = c.n * c.cout * oh * oh, K = cg * c.k * c.k;
+      Ref ref{std::vector<double>(outs, 0), std::vector<double>(outs, 0)};
+      for (int64_t b = 0; b < c.n; ++b)
+        for (int64_t co = 0; co < c.cout; ++co)
+          for (int64_t oy = 0; oy < oh; ++oy)
+            for (int64_t ox = 0; ox < oh; ++ox)
+              for (int64_t ci = 0; ci < cg; ++ci)
+                for (int64_t ky = 0; ky < c.k; ++ky)
+                  for (int64_t kx = 0; kx < c.k; ++kx) {
+                    const int64_t iy = oy * c.stride - c.pad + ky * c.dil;
+                    const int64_t ix = ox * c.stride - c.pad + kx * c.dil;
+                    if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.h) continue;
+                    const int64_t cin = co / og * cg + ci;
+                    const double p = xq[((b * c.cin + cin) * c.h + iy) * c.h + ix] *
+                                     wq[((co * cg + ci) * c.k + ky) * c.k + kx];
+                    const int64_t o = ((b * c.cout + co) * oh + oy) * oh + ox;
+                    ref.value[o] += p;
+                    ref.absSum[o] += std::fabs(p);
+                  }
+      CHECK(worstRatio(on.y, ref, K) <= 1.0);
+      CHECK(worstRatio(off.y, ref, K) <= 1.0);
     }
   }
 }

@@ -1,7 +1,8 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
+
+#include "core/Tensor.h"
 
 // int8 block-floating-point GEMM (docs/performance.md "int8 block-floating-point path"): the
 // GEMM of two HBFP-quantized operands computed from their integer mantissas and per-block
@@ -57,33 +58,40 @@ BfpIsa bestBfpIsa();
 
 /// Packed rows of the broadcast operand (A): per row, for each block, P bytes of mantissas
 /// (P = block length rounded up to a multiple of 4, zero-padded), then per block the int32
-/// accumulator start -128·Σ and the int32 scale exponent sa. One zero row at the end (index
-/// `rows`) stands for padding.
+/// accumulator start -128·Σ, then per block (sa + 127) << 23 (zero blocks: the smallest sa).
+/// One zero row at the end (index `rows`) stands for padding.
 struct BfpPackedA {
   int64_t rows = 0, blocks = 0, P = 0, rowBytes = 0;
   int minExp = 0, maxExp = 0;  // sa over blocks with a non-zero mantissa
   bool anyNonZero = false;
   bool onGrid = true;  // every value was an N-bit HBFP value of its block
   int bits = 8;
-  std::vector<int8_t> data;  // (rows + 1) x rowBytes
+  Tensor buffer;  // (rows + 1) x rowBytes (I8; Storage recycles the blocks)
+  int8_t* data() { return buffer.data<int8_t>(); }
+  const int8_t* data() const { return buffer.data<int8_t>(); }
 };
 
 /// Packed columns of the vector operand (B): panels of 16 columns, [panel][kb][P/4][16][4] u8
-/// (mantissa + 128; padding 128), and per panel [kb][16] int32 scale exponents sb.
+/// (mantissa + 128; padding 128), and per panel [kb][16] scale exponents (expBuffer).
 struct BfpPackedB {
   int64_t cols = 0, panels = 0, blocks = 0, blocksPerSegment = 0, P = 0;
   int minExp = 0, maxExp = 0;
   bool anyNonZero = false;
   bool onGrid = true;
   int bits = 8;
-  std::vector<uint8_t> data;
-  std::vector<int32_t> exps;  // sb << 23 per (panel, kb, lane); zero blocks get the smallest sb
+  Tensor buffer;     // U8
+  Tensor expBuffer;  // I32: sb << 23 per (panel, kb, lane); zero blocks get the smallest sb
+  uint8_t* data() { return buffer.data<uint8_t>(); }
+  const uint8_t* data() const { return buffer.data<uint8_t>(); }
+  int32_t* exps() { return expBuffer.data<int32_t>(); }
+  const int32_t* exps() const { return expBuffer.data<int32_t>(); }
 };
 
-/// Packs A (all its segments' blocks one after the other in each row).
-BfpPackedA bfpPackA(const BfpSource& a, int64_t block);
+/// Packs A (all its segments' blocks one after the other in each row). `isa` picks the
+/// conversion loop (both give the same bytes).
+BfpPackedA bfpPackA(const BfpSource& a, int64_t block, BfpIsa isa = bestBfpIsa());
 /// Packs B (its rows become the columns n of C).
-BfpPackedB bfpPackB(const BfpSource& b, int64_t block);
+BfpPackedB bfpPackB(const BfpSource& b, int64_t block, BfpIsa isa = bestBfpIsa());
 
 /// Which packed A rows make row m of C: for segment s (the B segment s, blocks
 /// [s·bpS, (s+1)·bpS) of B with bpS = blocksPerSegment) row `index[m·segments + s]` of A (or the
@@ -93,15 +101,19 @@ struct BfpRowMap {
   int64_t rows = 0, segments = 1;
   const int32_t* index = nullptr;
   int64_t blockOffset = 0;
+  /// 0: C is row-major, C(m, n) at c[m·ldc + n]. P > 0: C is planar (NCHW), rows are P pixels
+  /// of each image, C(m, n) at c[(m / P)·ldc·P + n·P + m % P] (ldc = channels per image).
+  int64_t planeRows = 0;
 };
 
 /// Whether both operands were on their grids and every non-zero block product is exactly
 /// representable (an FP32 normal, no overflow).
 bool bfpExact(const BfpPackedA& a, const BfpPackedB& b);
 
-/// C[m·ldc + n] = the block-FP product, for m < map.rows, n < b.cols (C is overwritten).
+/// C(m, n) = the block-FP product, for m < map.rows, n < b.cols (C is overwritten; layout
+/// see BfpRowMap::planeRows).
 /// Returns false, and leaves C untouched, when bfpExact fails (the caller then runs the FP32
-/// GEMM on the dequantized operands).
+/// GEMM on the same operands).
 bool bfpGemmPacked(const BfpPackedA& a, const BfpRowMap& map, const BfpPackedB& b, float* c,
                    int64_t ldc, BfpIsa isa);
 

@@ -1,0 +1,255 @@
+// mantissa-bench-int8: the int8 block-floating-point path (docs/performance.md "int8
+// block-floating-point path"), in one process, as ratios.
+//   1. Kernel: ops::detail::bfpGemm (packing from the quantized FP32 operands included) against
+//      oneDNN's FP32 matmul (core `gemm`) on the same hbfp8 operands, GFLOP/s.
+//   2. Layers: forward + backward of one hbfp8 Conv2d / Linear with FP32 GEMMs (bf16 and int8
+//      paths off), on the bf16 path (the default) and on the int8 path.
+//   3. Training: one step (forward, cross-entropy, backward, SGD) of ResNet-20 / AlexNet-small
+//      in fp32, hbfp8 with the int8 path off (bf16 path, the default) and on.
+// Every measurement interleaves its variants round by round, so a shared, noisy machine slows
+// them alike; medians over the rounds are reported.
+//   mantissa-bench-int8 [--models resnet20,alexnet-small] [--batch 128] [--rounds 5]
+//                       [--threads 2] [--cpu-time] [--no-kernel] [--no-layers] [--no-train]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <cxxopts.hpp>
+
+#include "apps/common/Precision.h"
+#include "core/Rng.h"
+#include "core/ops/Linalg.h"
+#include "core/ops/Loss.h"
+#include "core/ops/detail/BfpGemm.h"
+#include "core/parallel/ParallelFor.h"
+#include "formats/Format.h"
+#include "formats/Policy.h"
+#include "formats/PrecisionSchedule.h"
+#include "layers/Conv2d.h"
+#include "layers/Linear.h"
+#include "layers/models/AlexNet.h"
+#include "layers/models/CifarResNet.h"
+#include "optim/Sgd.h"
+
+using namespace mantissa;
+namespace od = mantissa::ops::detail;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// --cpu-time: CPU seconds of the process instead of wall-clock seconds. With --threads 1 this
+/// is the work of the step, which other jobs on a loaded machine do not inflate.
+bool gCpuTime = false;
+
+double now() {
+  if (!gCpuTime) return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+double seconds(const std::function<void()>& f) {
+  const double t0 = now();
+  f();
+  return now() - t0;
+}
+
+/// Runs the variants round by round (one warm-up round first) and returns the median seconds.
+std::vector<double> interleaved(const std::vector<std::function<void()>>& variants, int rounds) {
+  std::vector<std::vector<double>> t(variants.size());
+  for (const auto& v : variants) v();
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t i = 0; i < variants.size(); ++i) t[i].push_back(seconds(variants[i]));
+  }
+  std::vector<double> out;
+  for (auto& v : t) out.push_back(median(v));
+  return out;
+}
+
+void kernelBench(int rounds) {
+  struct Item {
+    const char* name;
+    int64_t M, N, K;
+  };
+  const Item items[] = {
+      {"resnet20 stage 1 conv (im2col shape), batch 128", 128 * 28 * 28, 16, 144},
+      {"resnet20 stage 2 conv", 128 * 14 * 14, 32, 288},
+      {"resnet20 stage 3 conv", 128 * 7 * 7, 64, 576},
+      {"alexnet-small conv 192->384 3x3 (batch 128, 7x7)", 128 * 7 * 7, 384, 1728},
+      {"alexnet-small fc 1024->1024, batch 128", 128, 1024, 1024},
+      {"1024^3", 1024, 1024, 1024},
+  };
+  auto hbfp8 = formats::parse("hbfp8");
+  std::printf("shape,M,N,K,onednn_f32_gflops,int8_bfp_gflops,ratio\n");
+  for (const Item& it : items) {
+    Rng rng(3);
+    formats::QuantizeArgs args;
+    args.blockAxis = 1;
+    Tensor a = hbfp8->quantize(Tensor::randn({it.M, it.K}, rng), args);
+    Tensor b = hbfp8->quantize(Tensor::randn({it.N, it.K}, rng), args);
+    Tensor c = Tensor::empty({it.M, it.N});
+    const od::BfpSource A{.rows1 = it.M, .segLen = it.K, .values = a.data<float>(), .s1 = it.K};
+    const od::BfpSource B{.rows1 = it.N, .segLen = it.K, .values = b.data<float>(), .s1 = it.K};
+    const od::BfpIsa isa = od::bestBfpIsa();
+    Tensor bt = b.transpose(0, 1);
+    auto t = interleaved({[&] { (void)gemm(a, bt); },
+                          [&] { od::bfpGemm(A, B, 64, c.data<float>(), it.N, isa); }},
+                         rounds);
+    const double flop = 2.0 * static_cast<double>(it.M) * it.N * it.K;
+    std::printf("%s,%lld,%lld,%lld,%.1f,%.1f,%.2f\n", it.name, static_cast<long long>(it.M),
+                static_cast<long long>(it.N), static_cast<long long>(it.K), flop / t[0] * 1e-9,
+                flop / t[1] * 1e-9, t[0] / t[1]);
+  }
+  std::printf("\n");
+}
+
+void layerBench(int rounds, const std::string& only) {
+  struct Item {
+    std::string name;
+    std::shared_ptr<nn::DotProductLayer> layer;
+    Shape input;
+  };
+  Rng rng(1);
+  std::vector<Item> items{
+      {"conv2d 16->16 3x3, 128x16x28x28", std::make_shared<nn::Conv2d>(16, 16, 3, rng, nn::Conv2dOptions{.padding = 1}), {128, 16, 28, 28}},
+      {"conv2d 64->64 3x3, 128x64x7x7", std::make_shared<nn::Conv2d>(64, 64, 3, rng, nn::Conv2dOptions{.padding = 1}), {128, 64, 7, 7}},
+      {"conv2d 64->64 3x3, 64x64x32x32", std::make_shared<nn::Conv2d>(64, 64, 3, rng, nn::Conv2dOptions{.padding = 1}), {64, 64, 32, 32}},
+      {"linear 1024->1024, batch 128", std::make_shared<nn::Linear>(1024, 1024, rng), {128, 1024}},
+      {"linear 1024->1024, batch 512", std::make_shared<nn::Linear>(1024, 1024, rng), {512, 1024}},
+  };
+  std::printf("layer,format,fp32_gemms_ms,bf16_path_ms,int8_path_ms,int8_vs_fp32,int8_vs_bf16,"
+              "int8_gemms,inexact\n");
+  for (Item& it : items) {
+    if (it.name.find(only) == std::string::npos) continue;
+    it.layer->setPolicy(formats::FormatPolicy::recipe("hbfp8"));
+    Tensor x = Tensor::randn(it.input, rng);
+    x.requiresGrad();
+    Tensor g;
+    Int8BfpStats stats;
+    // GEMMs: both paths off (FP32), the bf16 path (the default), the int8 path.
+    auto step = [&](bool on, bool bf16 = true) {
+      setInt8BfpEnabled(on);
+      setBf16GemmEnabled(bf16);
+      resetInt8BfpStats();
+      x.zeroGrad();
+      it.layer->zeroGrad();
+      Tensor y = it.layer->forward(x);
+      if (!g.defined()) g = Tensor::randn(y.shape(), rng);
+      y.backward({.grad = g});
+      if (on) stats = int8BfpStats();
+    };
+    auto t = interleaved({[&] { step(false, false); }, [&] { step(false); }, [&] { step(true); }},
+                         rounds);
+    setBf16GemmEnabled(true);
+    std::printf("%s,hbfp8,%.2f,%.2f,%.2f,%.2f,%.2f,%lld,%lld\n", it.name.c_str(), 1e3 * t[0],
+                1e3 * t[1], 1e3 * t[2], t[0] / t[2], t[1] / t[2],
+                static_cast<long long>(stats.int8), static_cast<long long>(stats.inexact));
+  }
+  std::printf("\n");
+}
+
+std::shared_ptr<nn::Model> makeModel(const std::string& name) {
+  Rng rng(7);
+  if (name == "alexnet-small") {
+    return std::make_shared<nn::AlexNet>(
+        nn::AlexNetOptions{.variant = nn::AlexNetVariant::Small, .inChannels = 1,
+                           .numClasses = 10, .inputSize = 28},
+        rng);
+  }
+  MANTISSA_CHECK(name.rfind("resnet", 0) == 0, "--models: resnetN or alexnet-small, got '", name,
+                 "'");
+  return std::make_shared<nn::CifarResNet>(
+      nn::CifarResNetOptions{.depth = std::stoi(name.substr(6)), .inChannels = 1,
+                             .numClasses = 10},
+      rng);
+}
+
+void trainBench(const std::vector<std::string>& models, int64_t batch, int rounds) {
+  std::printf("model,batch,threads,fp32_ms,hbfp8_path_off_ms,hbfp8_path_on_ms,"
+              "hbfp8_on_vs_fp32,hbfp8_on_vs_off,int8_gemms_per_step,inexact\n");
+  for (const std::string& name : models) {
+    Rng dataRng(1);
+    Tensor x = Tensor::randn({batch, 1, 28, 28}, dataRng);
+    std::vector<int64_t> labels(static_cast<size_t>(batch));
+    for (auto& l : labels) l = static_cast<int64_t>(dataRng.uniformInt(10));
+    Tensor y = Tensor::fromInts(labels);
+    struct Run {
+      std::shared_ptr<nn::Model> net;
+      std::unique_ptr<optim::Sgd> sgd;
+    };
+    auto makeRun = [&](const std::string& recipe) {
+      Run r;
+      r.net = makeModel(name);
+      r.sgd = std::make_unique<optim::Sgd>(
+          r.net->namedParameters(), optim::SgdOptions{.lr = 0.01, .momentum = 0.9, .weightDecay = 5e-4});
+      train::applyPrecision(*r.net, r.sgd.get(), formats::PrecisionSchedule::parse(recipe), 0, 2, 1);
+      return r;
+    };
+    Run fp32 = makeRun("fp32"), off = makeRun("hbfp8"), on = makeRun("hbfp8");
+    Int8BfpStats stats;
+    auto step = [&](Run& r, bool path) {
+      setInt8BfpEnabled(path);
+      resetInt8BfpStats();
+      Tensor loss = crossEntropy(r.net->forward(x), y);
+      r.sgd->zeroGrad();
+      loss.backward();
+      r.sgd->step();
+      if (path) stats = int8BfpStats();
+    };
+    auto t = interleaved({[&] { step(fp32, false); }, [&] { step(off, false); },
+                          [&] { step(on, true); }},
+                         rounds);
+    std::printf("%s,%lld,%d,%.1f,%.1f,%.1f,%.3f,%.3f,%lld,%lld\n", name.c_str(),
+                static_cast<long long>(batch), numThreads(), 1e3 * t[0], 1e3 * t[1], 1e3 * t[2],
+                t[0] / t[2], t[1] / t[2], static_cast<long long>(stats.int8),
+                static_cast<long long>(stats.inexact));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cxxopts::Options options("mantissa-bench-int8", "int8 block-FP GEMM path on vs off");
+  options.add_options()
+      ("models", "comma-separated: resnetN, alexnet-small", cxxopts::value<std::vector<std::string>>()->default_value("resnet20,alexnet-small"))
+      ("batch", "batch size", cxxopts::value<int64_t>()->default_value("128"))
+      ("rounds", "timed rounds (each variant once per round)", cxxopts::value<int>()->default_value("5"))
+      ("threads", "threads (0 = all)", cxxopts::value<int>()->default_value("0"))
+      ("cpu-time", "time with the process CPU clock (use with --threads 1 on a loaded machine)")
+      ("no-kernel", "skip the kernel timings")
+      ("layers", "only the layers whose name contains this", cxxopts::value<std::string>()->default_value(""))
+      ("no-layers", "skip the single-layer timings")
+      ("no-train", "skip the training-step timings");
+  try {
+    auto r = options.parse(argc, argv);
+    if (r["threads"].as<int>() > 0) setNumThreads(r["threads"].as<int>());
+    if (!od::cpuHasAvx512Vnni()) {
+      std::cerr << "mantissa-bench-int8: this CPU has no AVX-512 VNNI; the path runs its "
+                   "plain-loop kernel\n";
+    }
+    const int rounds = r["rounds"].as<int>();
+    gCpuTime = r.count("cpu-time") > 0;
+    if (!r.count("no-kernel")) kernelBench(rounds);
+    if (!r.count("no-layers")) layerBench(rounds, r["layers"].as<std::string>());
+    if (!r.count("no-train")) {
+      trainBench(r["models"].as<std::vector<std::string>>(), r["batch"].as<int64_t>(), rounds);
+    }
+    setInt8BfpEnabled(false);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "mantissa-bench-int8: error: " << e.what() << '\n';
+    return 2;
+  }
+}
