@@ -522,6 +522,14 @@ inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
   return acc;
 }
 
+/// dpbusd with the s8 operand broadcast from memory (4 bytes at p, embedded {1to16}).
+inline __m512i dpbusdBroadcast(__m512i acc, __m512i u8, const int8_t* p) {
+  asm("vpdpbusd %[s8]%{1to16%}, %[u8], %[acc]"
+      : [acc] "+v"(acc)
+      : [u8] "v"(u8), [s8] "m"(*reinterpret_cast<const int32_t*>(p)));
+  return acc;
+}
+
 template <int R, int V>
 void tileVnni(const TileArgs& t, int64_t m0, int64_t p0) {
   const BfpPackedA& A = *t.a;
@@ -554,9 +562,13 @@ void tileVnni(const TileArgs& t, int64_t m0, int64_t p0) {
       for (int64_t q = 0; q < Q; ++q) {
         __m512i bv[V];
         for (int v = 0; v < V; ++v) bv[v] = _mm512_loadu_si512(bd[v] + q * 64);
-        for (int r = 0; r < R; ++r) {
-          const __m512i av = _mm512_set1_epi32(load32(ad[r] + q * 4));
-          for (int v = 0; v < V; ++v) sum[r][v] = dpbusd(sum[r][v], bv[v], av);
+        if constexpr (V == 1) {  // one use per broadcast: take it from memory
+          for (int r = 0; r < R; ++r) sum[r][0] = dpbusdBroadcast(sum[r][0], bv[0], ad[r] + q * 4);
+        } else {
+          for (int r = 0; r < R; ++r) {
+            const __m512i av = _mm512_set1_epi32(load32(ad[r] + q * 4));
+            for (int v = 0; v < V; ++v) sum[r][v] = dpbusd(sum[r][v], bv[v], av);
+          }
         }
       }
       __m512i sb[V];
