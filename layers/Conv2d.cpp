@@ -9,6 +9,14 @@
 
 namespace mantissa::nn {
 
+namespace {
+
+/// Input channels per group from which Conv2d's forward takes the int8 block-FP path (see the
+/// comment at the gate in Conv2d::forward).
+constexpr int64_t kInt8MinChannels = 64;
+
+}  // namespace
+
 Conv2d::Conv2d(int64_t inChannels, int64_t outChannels, Size2d kernel, Rng& rng, Conv2dOptions opts)
     : DotProductLayer("Conv2d"), in_(inChannels), out_(outChannels), kernel_(kernel), opts_(opts) {
   MANTISSA_CHECK(inChannels > 0 && outChannels > 0, "Conv2d: channels must be positive, got ",
@@ -71,51 +79,56 @@ Tensor Conv2d::forward(const Tensor& input) {
   // packed once per input pixel (its blocks run along C, per pixel); row (pixel, tap) points at
   // the input pixel the tap reads, or at a zero row for padding; no im2col. The weight is
   // blocked along C per (output channel, tap): its segment t holds tap t.
-  g.int8Forward = [=, in = in_, out = out_](const Tensor& x, const Tensor& w,
-                                            const Int8Operands& ob) -> Tensor {
-    namespace od = ops::detail;
-    Tensor xc = x.contiguous(), wc = w.contiguous();
-    const int64_t H = xShape[2], W = xShape[3], OH = yShape[2], OW = yShape[3];
-    const int64_t kh = wShape[2], kw = wShape[3], T = kh * kw, HW = H * W, OHW = OH * OW;
-    const int64_t Cg = in / G, Og = out / G, M = n * OHW;
-    const od::BfpSource a{.rows1 = n, .rows2 = HW, .segments = G, .segLen = Cg,
-                          .values = xc.data<float>(), .s1 = in * HW, .s2 = 1, .sSeg = Cg * HW,
-                          .sk = HW, .bits = ob.bitsA};
-    const od::BfpPackedA pa = od::bfpPackA(a, ob.block);
-    std::vector<int32_t> index(static_cast<size_t>(M * T));
-    parallelFor(0, n * OH, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {  // one output row (image b, row oy)
-        const int64_t b = r / OH, oy = r % OH;
-        int32_t* idx = index.data() + r * OW * T;
-        for (int64_t ox = 0; ox < OW; ++ox) {
-          for (int64_t ky = 0; ky < kh; ++ky) {
-            const int64_t iy = oy * o.stride.h - o.padding.h + ky * o.dilation.h;
-            for (int64_t kx = 0; kx < kw; ++kx) {
-              const int64_t ix = ox * o.stride.w - o.padding.w + kx * o.dilation.w;
-              const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-              *idx++ = inside ? static_cast<int32_t>(b * HW + iy * W + ix) : -1;
+  // Only from 64 input channels per group: with 16- and 32-channel blocks the per-block work
+  // (start value, convert, scale, FMA, after only 4 or 8 vpdpbusd) made the forward slower than
+  // the bf16 path (docs/performance.md; ResNet-20 steps 0.86x with the gate at 32, 0.99x at 64).
+  if (in_ / G >= kInt8MinChannels) {
+    g.int8Forward = [=, in = in_, out = out_](const Tensor& x, const Tensor& w,
+                                              const Int8Operands& ob) -> Tensor {
+      namespace od = ops::detail;
+      Tensor xc = x.contiguous(), wc = w.contiguous();
+      const int64_t H = xShape[2], W = xShape[3], OH = yShape[2], OW = yShape[3];
+      const int64_t kh = wShape[2], kw = wShape[3], T = kh * kw, HW = H * W, OHW = OH * OW;
+      const int64_t Cg = in / G, Og = out / G, M = n * OHW;
+      const od::BfpSource a{.rows1 = n, .rows2 = HW, .segments = G, .segLen = Cg,
+                            .values = xc.data<float>(), .s1 = in * HW, .s2 = 1, .sSeg = Cg * HW,
+                            .sk = HW, .bits = ob.bitsA};
+      const od::BfpPackedA pa = od::bfpPackA(a, ob.block);
+      std::vector<int32_t> index(static_cast<size_t>(M * T));
+      parallelFor(0, n * OH, 16, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {  // one output row (image b, row oy)
+          const int64_t b = r / OH, oy = r % OH;
+          int32_t* idx = index.data() + r * OW * T;
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              const int64_t iy = oy * o.stride.h - o.padding.h + ky * o.dilation.h;
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t ix = ox * o.stride.w - o.padding.w + kx * o.dilation.w;
+                const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+                *idx++ = inside ? static_cast<int32_t>(b * HW + iy * W + ix) : -1;
+              }
             }
           }
         }
+      });
+      // The kernel writes NCHW directly (BfpRowMap::planeRows): rows are the OH·OW pixels of
+      // each image, columns the output channels.
+      Tensor y = Tensor::uninitialized(y5);
+      const od::BfpIsa isa = od::bestBfpIsa();
+      for (int64_t grp = 0; grp < G; ++grp) {
+        const od::BfpSource bsrc{.rows1 = Og, .segments = T, .segLen = Cg,
+                                 .values = wc.data<float>() + grp * Og * Cg * T, .s1 = Cg * T,
+                                 .sSeg = 1, .sk = T, .bits = ob.bitsB};
+        const od::BfpPackedB pb = od::bfpPackB(bsrc, ob.block);
+        const od::BfpRowMap map{.rows = M, .segments = T, .index = index.data(),
+                                .blockOffset = grp * pb.blocksPerSegment, .planeRows = OHW};
+        if (!od::bfpGemmPacked(pa, map, pb, y.data<float>() + grp * Og * OHW, out, isa)) {
+          return Tensor();
+        }
       }
-    });
-    // The kernel writes NCHW directly (BfpRowMap::planeRows): rows are the OH·OW pixels of
-    // each image, columns the output channels.
-    Tensor y = Tensor::uninitialized(y5);
-    const od::BfpIsa isa = od::bestBfpIsa();
-    for (int64_t grp = 0; grp < G; ++grp) {
-      const od::BfpSource bsrc{.rows1 = Og, .segments = T, .segLen = Cg,
-                               .values = wc.data<float>() + grp * Og * Cg * T, .s1 = Cg * T,
-                               .sSeg = 1, .sk = T, .bits = ob.bitsB};
-      const od::BfpPackedB pb = od::bfpPackB(bsrc, ob.block);
-      const od::BfpRowMap map{.rows = M, .segments = T, .index = index.data(),
-                              .blockOffset = grp * pb.blocksPerSegment, .planeRows = OHW};
-      if (!od::bfpGemmPacked(pa, map, pb, y.data<float>() + grp * Og * OHW, out, isa)) {
-        return Tensor();
-      }
-    }
-    return y;
-  };
+      return y;
+    };
+  }
   const Shape b5{1, G, out_ / G, 1, 1};
   Tensor y = run(
       input.reshape(x5), weight_.reshape(w5), bias_, g,

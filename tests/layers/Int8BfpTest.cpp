@@ -506,17 +506,20 @@ TEST_CASE("Int8Bfp layers: formats the kernel cannot take keep their path") {
 }
 
 TEST_CASE("Int8Bfp layers: Conv2d forward on the int8 path equals the emulation") {
+  // Conv2d takes the path from 64 input channels per group (kInt8MinChannels in
+  // layers/Conv2d.cpp); the 16-channel case must keep its path.
   struct Case {
     const char* name;
     int64_t n, cin, cout, h, k, stride, pad, dil, groups;
+    bool taken = true;
   };
   const Case cases[] = {
       {"80->8 3x3 pad 1 (a full and a partial block)", 2, 80, 8, 6, 3, 1, 1, 1, 1},
-      {"16->32 3x3 stride 2 pad 1 groups 2", 3, 16, 32, 7, 3, 2, 1, 1, 2},
-      {"1->16 3x3 pad 1 (first layer, K = 1 per tap)", 4, 1, 16, 10, 3, 1, 1, 1, 1},
-      {"32->40 1x1 stride 2", 2, 32, 40, 8, 1, 2, 0, 1, 1},
-      {"16->16 3x3 dilation 2 groups 4", 2, 16, 16, 9, 3, 1, 2, 2, 4},
-      {"6->7 5x5 pad 2 (odd channels)", 3, 6, 7, 5, 5, 1, 2, 1, 1},
+      {"128->32 3x3 stride 2 pad 1 groups 2", 2, 128, 32, 7, 3, 2, 1, 1, 2},
+      {"64->40 1x1 stride 2", 2, 64, 40, 8, 1, 2, 0, 1, 1},
+      {"256->16 3x3 dilation 2 groups 4", 2, 256, 16, 7, 3, 1, 2, 2, 4},
+      {"70->7 5x5 pad 2 (odd channels)", 2, 70, 7, 5, 5, 1, 2, 1, 1},
+      {"16->16 3x3 pad 1 (below the channel gate)", 2, 16, 16, 6, 3, 1, 1, 1, 1, false},
   };
   for (const Case& c : cases) {
     for (const char* spec : {"hbfp8", "hbfp4"}) {
@@ -536,8 +539,9 @@ TEST_CASE("Int8Bfp layers: Conv2d forward on the int8 path equals the emulation"
       Tensor g = Tensor::randn({c.n, c.cout, oh, oh}, rng);
       LayerRun off = runLayer(conv, conv.weight(), x, g, false);
       LayerRun on = runLayer(conv, conv.weight(), x, g, true);
-      CHECK(on.stats.int8 == 1);  // forward; the backward GEMMs keep their path
+      CHECK(on.stats.int8 == (c.taken ? 1 : 0));  // forward; the backward GEMMs keep their path
       CHECK(on.stats.inexact == 0);
+      if (!c.taken) CHECK(on.y.toVector() == off.y.toVector());
       CHECK(on.gx.toVector() == off.gx.toVector());
       CHECK(on.gw.toVector() == off.gw.toVector());
       const int64_t G = c.groups, cg = c.cin / G, og = c.cout / G;
