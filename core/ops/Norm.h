@@ -24,20 +24,27 @@ struct BatchNormOptions {
 /// the batch mean and the *unbiased* variance (n/(n-1) correction), exactly as PyTorch does.
 /// Inference mode requires them and normalises with them. Gradients flow to x, gamma and beta
 /// (never to the running statistics).
+/// Training mode runs on Mantissa's kernels: per channel the mean and biased variance by two
+/// passes summed in double (accurate for data with a large mean), y = ((x - mean_hi) - mean_lo)
+/// * (gamma / sigma) + beta as one FMA, and the backward sums in double; channels in parallel,
+/// each summed in one fixed order, so the bits do not depend on the thread count.
 Tensor batchNorm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                  const Tensor& runningMean, const Tensor& runningVar,
                  const BatchNormOptions& opts = {});
 
-/// relu(batchNorm(...)) with the same bits. In inference mode without autograd the two run as
-/// one pass over the data (the eval-mode forward of conv - bn - relu blocks); otherwise it is
-/// exactly the composition.
+/// relu(batchNorm(...)) with the same bits, gradients included. In inference mode without
+/// autograd the two run as one pass over the data (the eval-mode forward of conv - bn - relu
+/// blocks); in training mode as one pass after the statistics, with one autograd node whose
+/// backward recomputes relu's mask from x; otherwise it is exactly the composition.
 Tensor batchNormRelu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                      const Tensor& runningMean, const Tensor& runningVar,
                      const BatchNormOptions& opts = {});
 
 /// relu(add(batchNorm(...), residual)) with the same bits (the end of a ResNet basic block:
 /// bn2, the shortcut add, relu). In inference mode without autograd and with a residual of x's
-/// shape this is one pass over the data; otherwise exactly the composition (add broadcasts).
+/// shape this is one pass over the data; in training mode with a residual of x's shape it is
+/// fused as in batchNormRelu (the residual's gradient is relu's masked gradient); otherwise
+/// exactly the composition (add broadcasts).
 Tensor batchNormAddRelu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                         const Tensor& runningMean, const Tensor& runningVar, const Tensor& residual,
                         const BatchNormOptions& opts = {});

@@ -11,6 +11,7 @@
 
 #include "core/ops/Norm.h"
 #include "core/ops/reference/Norm.h"
+#include "core/parallel/ParallelFor.h"
 #include "tests/core/OpsCheck.h"
 
 using namespace mantissa;
@@ -342,4 +343,173 @@ TEST_CASE("norm: bad shapes and options give errors naming the op") {
                        doctest::Contains("more than one value per channel"), Error);
   CHECK_THROWS_WITH_AS(lrn(x, {.size = 4}), doctest::Contains("lrn: size must be odd"), Error);
   CHECK_THROWS_WITH_AS(lrn(Tensor::ones({3, 2})), doctest::Contains("lrn: input must be 4-D"), Error);
+}
+
+namespace {
+
+/// Training-mode batch norm in double from the float inputs: per channel the mean and biased
+/// variance by two passes, y, and for an upstream gradient g the gradients of x, gamma and beta.
+struct BnDouble {
+  std::vector<double> mean, var, y, dx, dgamma, dbeta;
+};
+
+BnDouble bnDouble(const std::vector<float>& x, const std::vector<float>& gamma,
+                  const std::vector<float>& beta, const std::vector<float>& g, const Shape& s,
+                  double eps) {
+  const int64_t n = s[0], c = s[1];
+  int64_t plane = 1;
+  for (size_t i = 2; i < s.size(); ++i) plane *= s[i];
+  const double m = double(n * plane);
+  auto at = [&](int64_t b, int64_t j, int64_t i) { return size_t((b * c + j) * plane + i); };
+  BnDouble r;
+  r.y.resize(x.size());
+  r.dx.resize(x.size());
+  for (int64_t j = 0; j < c; ++j) {
+    double s1 = 0, s2 = 0;
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t i = 0; i < plane; ++i) s1 += x[at(b, j, i)];
+    const double mu = s1 / m;
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t i = 0; i < plane; ++i) s2 += (x[at(b, j, i)] - mu) * (x[at(b, j, i)] - mu);
+    const double var = s2 / m, inv = 1 / std::sqrt(var + eps);
+    double sg = 0, sgx = 0;
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t i = 0; i < plane; ++i) {
+        const size_t k = at(b, j, i);
+        const double xhat = (x[k] - mu) * inv;
+        r.y[k] = xhat * gamma[size_t(j)] + beta[size_t(j)];
+        sg += g[k];
+        sgx += g[k] * xhat;
+      }
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t i = 0; i < plane; ++i) {
+        const size_t k = at(b, j, i);
+        const double xhat = (x[k] - mu) * inv;
+        r.dx[k] = gamma[size_t(j)] * inv * (g[k] - sg / m - xhat * sgx / m);
+      }
+    r.mean.push_back(mu);
+    r.var.push_back(var);
+    r.dgamma.push_back(sgx);
+    r.dbeta.push_back(sg);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("norm: training batchNorm against a double-precision reference, large means included") {
+  // Mantissa's training kernels (two-pass statistics in double, one-FMA normalisation): every
+  // value within a few float roundings of the double result. Large-mean data is where a one-pass
+  // E[x^2] - E[x]^2 in float fails (mean 1e4, std 1: E[x^2] ~ 1e8 has an ulp of 8).
+  Rng rng(67);
+  constexpr double u = 1.0 / (1 << 24);  // unit roundoff of float
+  struct Case {
+    Shape shape;
+    float mean, std;
+  };
+  for (const Case& cs : {Case{{7, 3}, 0.f, 1.f}, Case{{5, 4, 3}, 2.f, 0.5f},
+                         Case{{3, 2, 7, 5}, 0.5f, 2.f}, Case{{2, 3, 1, 1}, 0.f, 1.f},
+                         Case{{4, 5, 9, 9}, 1e4f, 1.f}, Case{{6, 2, 4, 3}, -3e3f, 1e-2f},
+                         Case{{9, 17}, 1e5f, 3.f}}) {
+    CAPTURE(toString(cs.shape));
+    CAPTURE(cs.mean);
+    const int64_t c = cs.shape[1];
+    Tensor x = Tensor::randn(cs.shape, rng, cs.mean, cs.std).requiresGrad();
+    Tensor gamma = Tensor::randn({c}, rng, 1.f, 0.5f).requiresGrad();
+    Tensor beta = Tensor::randn({c}, rng).requiresGrad();
+    Tensor rm = Tensor::randn({c}, rng), rv = Tensor::rand({c}, rng, 0.5f, 2.f);
+    // momentum 1: the running statistics become the batch mean and the unbiased variance.
+    const BatchNormOptions o{.training = true, .momentum = 1.0, .eps = 1e-5};
+    Tensor y = batchNorm(x, gamma, beta, rm, rv, o);
+    Tensor g = Tensor::randn(cs.shape, rng);
+    y.backward({.grad = g});
+    const std::vector<float> xv = x.detach().toVector(), gv = gamma.detach().toVector(),
+                             bv = beta.detach().toVector(), grad = g.toVector();
+    const BnDouble r = bnDouble(xv, gv, bv, grad, cs.shape, o.eps);
+    const std::vector<float> yv = y.toVector(), dx = x.grad().toVector(),
+                             dgamma = gamma.grad().toVector(), dbeta = beta.grad().toVector(),
+                             rmv = rm.toVector(), rvv = rv.toVector();
+    const int64_t m = int64_t(xv.size()) / c, plane = m / cs.shape[0];
+    int bad = 0;
+    for (int64_t j = 0; j < c; ++j) {
+      CHECK(std::abs(rmv[size_t(j)] - r.mean[size_t(j)]) <= u * std::abs(r.mean[size_t(j)]));
+      const double unbiased = r.var[size_t(j)] * double(m) / double(m - 1);
+      CHECK(std::abs(rvv[size_t(j)] - unbiased) <= 4 * u * unbiased);
+      const double inv = 1 / std::sqrt(r.var[size_t(j)] + o.eps);
+      double sumAbsG = 0, sumAbsGx = 0, c1 = std::abs(r.dbeta[size_t(j)]) / double(m),
+             c2 = std::abs(r.dgamma[size_t(j)]) * inv / double(m);
+      for (int64_t k = 0; k < m; ++k) {
+        const size_t e = size_t((k / plane * c + j) * plane + k % plane);
+        sumAbsG += std::abs(grad[e]);
+        sumAbsGx += std::abs(grad[e] * (xv[e] - r.mean[size_t(j)]) * inv);
+      }
+      // y: (x - mean) rounded once, times gamma/sigma (rounded), one FMA with beta.
+      for (int64_t k = 0; k < m; ++k) {
+        const size_t e = size_t((k / plane * c + j) * plane + k % plane);
+        const double xhat = (xv[e] - r.mean[size_t(j)]) * inv;
+        const double tolY = 4 * u * (std::abs(xhat * gv[size_t(j)]) + std::abs(bv[size_t(j)]));
+        const double f = std::abs(gv[size_t(j)] * inv);
+        const double tolDx =
+            8 * u * f * (std::abs(grad[e]) + c1 + std::abs(xhat) * c2) + 1e-30;
+        bad += std::abs(yv[e] - r.y[e]) > tolY;
+        bad += std::abs(dx[e] - r.dx[e]) > tolDx;
+      }
+      CHECK(std::abs(dbeta[size_t(j)] - r.dbeta[size_t(j)]) <= 2 * u * sumAbsG);
+      CHECK(std::abs(dgamma[size_t(j)] - r.dgamma[size_t(j)]) <= 2 * u * sumAbsGx);
+    }
+    CHECK(bad == 0);
+  }
+}
+
+TEST_CASE("norm: training batchNormRelu is relu(batchNorm) bit for bit, gradients included") {
+  Rng rng(71);
+  for (Shape shape : {Shape{3, 4, 5, 7}, Shape{6, 3}, Shape{2, 5, 9}}) {
+    CAPTURE(toString(shape));
+    const int64_t c = shape[1];
+    Tensor xs = Tensor::randn(shape, rng, 0.3f, 1.5f);
+    Tensor x1 = xs.clone().requiresGrad(), x2 = xs.clone().requiresGrad();
+    Tensor gs = Tensor::randn({c}, rng), bs = Tensor::randn({c}, rng);
+    Tensor g1 = gs.clone().requiresGrad(), g2 = gs.clone().requiresGrad();
+    Tensor b1 = bs.clone().requiresGrad(), b2 = bs.clone().requiresGrad();
+    Tensor rm1 = Tensor::zeros({c}), rv1 = Tensor::ones({c}), rm2 = rm1.clone(), rv2 = rv1.clone();
+    const BatchNormOptions o{.training = true};
+    Tensor fused = batchNormRelu(x1, g1, b1, rm1, rv1, o);
+    Tensor composed = relu(batchNorm(x2, g2, b2, rm2, rv2, o));
+    CHECK(firstBitDifference(fused, composed) == -1);
+    CHECK(firstBitDifference(rm1, rm2) == -1);
+    CHECK(firstBitDifference(rv1, rv2) == -1);
+    Tensor g = Tensor::randn(shape, rng);
+    fused.backward({.grad = g});
+    composed.backward({.grad = g});
+    CHECK(firstBitDifference(x1.grad(), x2.grad()) == -1);
+    CHECK(firstBitDifference(g1.grad(), g2.grad()) == -1);
+    CHECK(firstBitDifference(b1.grad(), b2.grad()) == -1);
+  }
+}
+
+TEST_CASE("norm: training batch norm gives the same bits with 1 and 2 threads") {
+  // Runs resume bit for bit from checkpoints whatever the thread count: each channel's sums run
+  // in one fixed order on one thread.
+  Rng rng(73);
+  const Shape shape{16, 6, 9, 11};
+  Tensor xs = Tensor::randn(shape, rng, 1.f, 2.f), rs = Tensor::randn(shape, rng);
+  Tensor gs = Tensor::randn({6}, rng), bs = Tensor::randn({6}, rng), up = Tensor::randn(shape, rng);
+  const int before = numThreads();
+  std::vector<std::vector<Tensor>> runs;
+  for (int threads : {1, 2}) {
+    setNumThreads(threads);
+    Tensor x = xs.clone().requiresGrad(), r = rs.clone().requiresGrad();
+    Tensor gamma = gs.clone().requiresGrad(), beta = bs.clone().requiresGrad();
+    Tensor rm = Tensor::zeros({6}), rv = Tensor::ones({6});
+    const BatchNormOptions o{.training = true};
+    Tensor y = add(batchNorm(x, gamma, beta, rm, rv, o),
+                   batchNormAddRelu(x, gamma, beta, rm, rv, r, o));
+    y.backward({.grad = up});
+    runs.push_back({y, rm, rv, x.grad(), r.grad(), gamma.grad(), beta.grad()});
+  }
+  setNumThreads(before);
+  for (size_t i = 0; i < runs[0].size(); ++i) {
+    CAPTURE(i);
+    CHECK(firstBitDifference(runs[0][i], runs[1][i]) == -1);
+  }
 }
