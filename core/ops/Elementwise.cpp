@@ -1,6 +1,8 @@
 #include "core/ops/Elementwise.h"
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 
 #include "core/autograd/Autograd.h"
 #include "core/ops/Reduce.h"
@@ -58,6 +60,13 @@ Tensor binaryKernel(const Tensor& a, const Tensor& b, const char* op, F f) {
     }
   });
   return out;
+}
+
+/// c ? a : b as bit operations, both operands computed: a loop of these vectorises where the
+/// conditional expression with an FP multiply in one arm stays a branch.
+inline float selectBits(bool c, float a, float b) {
+  const uint32_t m = 0u - static_cast<uint32_t>(c);
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(a) & m) | (std::bit_cast<uint32_t>(b) & ~m));
 }
 
 /// out[i] = f(x[i]).
@@ -272,12 +281,16 @@ Tensor relu(const Tensor& x) {
 }
 
 Tensor leakyRelu(const Tensor& x, float slope) {
-  Tensor out = unaryKernel(x, "leaky_relu", [slope](float v) { return !(v <= 0.f) ? v : v * slope; });
+  // Branch-free (selectBits): GCC keeps `c ? v : v * slope` as a branch (it does not speculate
+  // an FP multiply under -ftrapping-math), which on random signs ran at ~3 ns/value, 21% of a
+  // DCGAN training step; the bitwise select vectorises. Same bits.
+  Tensor out = unaryKernel(x, "leaky_relu",
+                           [slope](float v) { return selectBits(!(v <= 0.f), v, v * slope); });
   if (autograd::needsGrad({x})) {
     autograd::record(out, "leaky_relu", {x},
                      [x = x.detach(), slope](const Tensor& g) -> autograd::GradList {
                        return {binaryKernel(g, x, "leaky_relu_backward", [slope](float gv, float xv) {
-                         return xv > 0.f ? gv : gv * slope;
+                         return selectBits(xv > 0.f, gv, gv * slope);
                        })};
                      });
   }
