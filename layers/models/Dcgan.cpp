@@ -31,6 +31,23 @@ void checkSize(const char* what, int64_t imageSize) {
                  " is not supported (64 or 28)");
 }
 
+/// seq's forward with each BatchNorm2d that is directly followed by a ReLU run as
+/// BatchNorm2d::forwardRelu (same bits and gradients as the two modules, one pass over the
+/// data fewer and no separate relu output and autograd node).
+Tensor forwardFusingBnRelu(const Sequential& seq, Tensor h) {
+  for (size_t i = 0; i < seq.size(); ++i) {
+    if (i + 1 < seq.size() && std::dynamic_pointer_cast<ReLU>(seq[i + 1])) {
+      if (auto bn = std::dynamic_pointer_cast<BatchNorm2d>(seq[i])) {
+        h = bn->forwardRelu(h);
+        ++i;
+        continue;
+      }
+    }
+    h = seq[i]->forward(h);
+  }
+  return h;
+}
+
 }  // namespace
 
 DcganGenerator::DcganGenerator(const DcganGeneratorOptions& opts, Rng& rng)
@@ -71,7 +88,7 @@ Tensor DcganGenerator::forward(const Tensor& z) {
       (flat || (z.dim() == 4 && z.size(2) == 1 && z.size(3) == 1)) && z.size(1) == opts_.latent,
       name(), ": latent input of shape ", toString(z.shape()), " (expected [N, ", opts_.latent,
       "] or [N, ", opts_.latent, ", 1, 1])");
-  return main_->forward(flat ? z.reshape({z.size(0), opts_.latent, 1, 1}) : z);
+  return forwardFusingBnRelu(*main_, flat ? z.reshape({z.size(0), opts_.latent, 1, 1}) : z);
 }
 
 std::string DcganGenerator::name() const {

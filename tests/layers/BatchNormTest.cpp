@@ -9,9 +9,11 @@
 #include "core/ops/Elementwise.h"
 #include "core/ops/Loss.h"
 #include "core/ops/Norm.h"
+#include "core/ops/Reduce.h"
 #include "layers/BatchNorm1d.h"
 #include "layers/BatchNorm2d.h"
 #include "layers/models/CifarResNet.h"
+#include "layers/models/Dcgan.h"
 #include "optim/Sgd.h"
 #include "tests/layers/LayerTestUtil.h"
 
@@ -250,5 +252,34 @@ TEST_CASE("ResNets: the fused eval-mode forward is bit-identical to the unfused 
     Tensor unfused = model->forward(x);
     detail::setBatchNormDnnlInference(false);
     CHECK(sameBits(fused, unfused));
+  }
+}
+
+TEST_CASE("DcganGenerator: the BatchNorm2d+ReLU fused forward is bit-identical to its modules") {
+  // DcganGenerator::forward runs each BatchNorm2d - ReLU pair as forwardRelu; its `main`
+  // Sequential run module by module is the unfused reference (outputs, running statistics and
+  // every parameter gradient, training mode).
+  for (int64_t size : {28, 64}) {
+    CAPTURE(size);
+    const nn::DcganGeneratorOptions o{.imageSize = size, .channels = 1, .latent = 8, .width = 4};
+    Rng r1(79), r2(79), data(83);
+    nn::DcganGenerator fused(o, r1), plain(o, r2);
+    std::shared_ptr<nn::Module> chain;
+    for (auto& [name, m] : plain.namedModules())
+      if (name == "main") chain = m;
+    REQUIRE(chain != nullptr);
+    Tensor z = Tensor::randn({5, 8}, data), w = Tensor::randn({5, 1, size, size}, data);
+    Tensor a = fused.forward(z), b = chain->forward(z.reshape({5, 8, 1, 1}));
+    CHECK(sameBits(a, b));
+    sum(mul(a, w)).backward();
+    sum(mul(b, w)).backward();
+    auto pa = fused.namedParameters(), pb = plain.namedParameters();
+    REQUIRE(pa.size() == pb.size());
+    for (size_t i = 0; i < pa.size(); ++i) {
+      CAPTURE(pa[i].first);
+      CHECK(sameBits(pa[i].second.grad(), pb[i].second.grad()));
+    }
+    auto ba = fused.namedBuffers(), bb = plain.namedBuffers();
+    for (size_t i = 0; i < ba.size(); ++i) CHECK(sameBits(ba[i].second, bb[i].second));
   }
 }
