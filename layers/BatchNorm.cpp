@@ -28,7 +28,8 @@ int64_t BatchNorm::numBatchesTracked() const {
   return numBatches_.defined() ? numBatches_.item<int64_t>() : 0;
 }
 
-Tensor BatchNorm::normalize(const Tensor& x, bool relu, const Tensor& residual) {
+Tensor BatchNorm::normalize(const Tensor& x, bool relu, const Tensor& residual,
+                            std::optional<float> leakySlope) {
   MANTISSA_CHECK(x.size(1) == c_, typeName(), "(", c_, "): input of shape ", toString(x.shape()),
                  " has ", x.size(1), " channels");
   const bool tracking = opts_.trackRunningStats;
@@ -43,6 +44,7 @@ Tensor BatchNorm::normalize(const Tensor& x, bool relu, const Tensor& residual) 
   const bool useBatch = isTraining() || !tracking;
   const mantissa::BatchNormOptions o{.training = useBatch, .momentum = momentum, .eps = opts_.eps};
   const Tensor rm = tracking ? runningMean_ : Tensor(), rv = tracking ? runningVar_ : Tensor();
+  if (leakySlope) return batchNormLeakyRelu(x, weight_, bias_, rm, rv, *leakySlope, o);
   if (residual.defined()) return batchNormAddRelu(x, weight_, bias_, rm, rv, residual, o);
   return relu ? batchNormRelu(x, weight_, bias_, rm, rv, o)
               : batchNorm(x, weight_, bias_, rm, rv, o);

@@ -41,8 +41,10 @@ class BatchNorm : public Module {
  protected:
   /// Normalises an [N, C] or [N, C, H, W] tensor over every axis but 1, updating the running
   /// statistics in training mode; with `relu`, relu(normalised + residual) (residual optional;
-  /// one pass in eval mode without autograd, see batchNormRelu and batchNormAddRelu).
-  Tensor normalize(const Tensor& x, bool relu = false, const Tensor& residual = Tensor());
+  /// one pass in eval mode without autograd, see batchNormRelu and batchNormAddRelu); with
+  /// `leakySlope`, leakyRelu(normalised, *leakySlope) instead (fused in training mode).
+  Tensor normalize(const Tensor& x, bool relu = false, const Tensor& residual = Tensor(),
+                   std::optional<float> leakySlope = std::nullopt);
 
  private:
   int64_t c_;

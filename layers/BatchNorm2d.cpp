@@ -23,4 +23,10 @@ Tensor BatchNorm2d::forwardAddRelu(const Tensor& x, const Tensor& residual) {
   return normalize(x, true, residual);
 }
 
+Tensor BatchNorm2d::forwardLeakyRelu(const Tensor& x, float slope) {
+  MANTISSA_CHECK(x.dim() == 4, "BatchNorm2d(", numFeatures(), "): input must be [N, C, H, W], got ",
+                 toString(x.shape()));
+  return normalize(x, true, Tensor(), slope);
+}
+
 }  // namespace mantissa::nn

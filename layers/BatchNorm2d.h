@@ -17,6 +17,9 @@ class BatchNorm2d : public BatchNorm {
   /// relu(forward(x) + residual) with the same bits, one pass in eval mode without autograd (the
   /// end of a ResNet basic block).
   Tensor forwardAddRelu(const Tensor& x, const Tensor& residual);
+  /// leakyRelu(forward(x), slope) with the same bits and gradients, one pass after the
+  /// statistics in training mode (the DCGAN discriminator's BatchNorm2d - LeakyReLU).
+  Tensor forwardLeakyRelu(const Tensor& x, float slope);
 };
 
 }  // namespace mantissa::nn

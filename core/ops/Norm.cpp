@@ -1,8 +1,11 @@
 #include "core/ops/Norm.h"
 
 #include <algorithm>
+#include <bit>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -124,31 +127,54 @@ struct BnChannel {
   float scale, shift;    // gamma * invStd (float), beta
 };
 
-/// Sum of n floats in double: eight independent lanes (vectorised by GCC), combined in a fixed
-/// order, so the result depends only on the data (never on the thread count).
+/// Eight double lanes as two GCC vectors (GCC does not vectorise float -> double accumulation
+/// loops on its own): lane j sums the elements i = j mod 8, the lanes are combined in one fixed
+/// order, so every sum depends only on the data (never on the thread count).
+using F4 = float __attribute__((vector_size(16)));
+using D4 = double __attribute__((vector_size(32)));
+
+inline D4 loadD4(const float* p) {
+  F4 v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, D4);
+}
+
+inline double combineLanes(D4 a, D4 b) {
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((b[0] + b[1]) + (b[2] + b[3]));
+}
+
+/// Σ x in double over n floats.
 inline double sumDouble(const float* x, int64_t n) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  D4 a = {0, 0, 0, 0}, b = {0, 0, 0, 0};
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += static_cast<double>(x[i + j]);
-  for (; i < n; ++i) acc[0] += static_cast<double>(x[i]);
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i + 8 <= n; i += 8) {
+    a += loadD4(x + i);
+    b += loadD4(x + i + 4);
+  }
+  for (; i < n; ++i) a[0] += static_cast<double>(x[i]);
+  return combineLanes(a, b);
 }
 
 /// Σ (x - mean)^2 in double (the second pass of the two-pass variance).
 inline double sumSqDevDouble(const float* x, int64_t n, double mean) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  D4 a = {0, 0, 0, 0}, b = {0, 0, 0, 0};
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) {
-      const double d = static_cast<double>(x[i + j]) - mean;
-      acc[j] += d * d;
-    }
+  for (; i + 8 <= n; i += 8) {
+    const D4 da = loadD4(x + i) - mean, db = loadD4(x + i + 4) - mean;
+    a += da * da;
+    b += db * db;
+  }
   for (; i < n; ++i) {
     const double d = static_cast<double>(x[i]) - mean;
-    acc[0] += d * d;
+    a[0] += d * d;
   }
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  return combineLanes(a, b);
+}
+
+/// c ? a : b as bit operations (mantissa::leakyRelu's select: the loops vectorise).
+inline float selectBits(bool c, float a, float b) {
+  const uint32_t m = 0u - static_cast<uint32_t>(c);
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(a) & m) | (std::bit_cast<uint32_t>(b) & ~m));
 }
 
 /// The normalised value before relu: ((x - meanHi) - meanLo) * scale + shift, one FMA. x -
@@ -159,10 +185,11 @@ inline float bnValue(float x, const BnChannel& k) {
 }
 
 /// One channel of the training forward over n planes of `plane` values `stride` apart: y =
-/// bnValue, + res, relu as asked (relu's NaN and -0 rules: !(v <= 0) ? v : 0).
+/// bnValue, + res, relu as asked (relu's NaN and -0 rules: !(v <= 0) ? v : 0), or with `leaky`
+/// leakyRelu's !(v <= 0) ? v : v * slope instead of relu (no residual then).
 __attribute__((optimize("fp-contract=off"))) void bnTrainNormalize(
     const float* x, float* y, const float* res, int64_t n, int64_t plane, int64_t stride,
-    const BnChannel& k, bool relu) {
+    const BnChannel& k, bool relu, bool leaky, float slope) {
   for (int64_t b = 0; b < n; ++b) {
     const float* xp = x + b * stride;
     float* yp = y + b * stride;
@@ -171,6 +198,11 @@ __attribute__((optimize("fp-contract=off"))) void bnTrainNormalize(
       for (int64_t i = 0; i < plane; ++i) {
         const float v = bnValue(xp[i], k) + rp[i];
         yp[i] = !(v <= 0.f) ? v : 0.f;
+      }
+    } else if (relu && leaky) {
+      for (int64_t i = 0; i < plane; ++i) {
+        const float v = bnValue(xp[i], k);
+        yp[i] = selectBits(!(v <= 0.f), v, v * slope);
       }
     } else if (relu) {
       for (int64_t i = 0; i < plane; ++i) {
@@ -189,8 +221,8 @@ __attribute__((optimize("fp-contract=off"))) void bnTrainNormalize(
 /// mean)^2 / M: no cancellation for data with a large mean), then the normalisation with the
 /// residual add and relu fused as asked. Returns the output; fills `ch`, `mean`, `var` (float).
 __attribute__((optimize("fp-contract=off"))) Tensor trainingKernel(
-    const Tensor& xc, const Tensor& gamma, const Tensor& beta, float eps, bool relu,
-    const Tensor& residual, std::vector<BnChannel>& ch, Tensor& mean, Tensor& var) {
+    const Tensor& xc, const Tensor& gamma, const Tensor& beta, float eps, bool relu, bool leaky,
+    float slope, const Tensor& residual, std::vector<BnChannel>& ch, Tensor& mean, Tensor& var) {
   const Shape& s4 = xc.shape();
   const int64_t n = s4[0], c = s4[1], plane = s4[2] * s4[3], stride = c * plane;
   const double count = static_cast<double>(n * plane);
@@ -224,7 +256,7 @@ __attribute__((optimize("fp-contract=off"))) Tensor trainingKernel(
       pm[j] = k.meanHi;
       pv[j] = static_cast<float>(v);
       bnTrainNormalize(xj, py + j * plane, pr ? pr + j * plane : nullptr, n, plane, stride, k,
-                       relu);
+                       relu, leaky, slope);
     }
   });
   return out;
@@ -234,39 +266,48 @@ __attribute__((optimize("fp-contract=off"))) Tensor trainingKernel(
 /// was fused (relu's own rule, y > 0); with M values per channel, xhat = (x - mean) * invStd:
 ///   dbeta = Σ g, dgamma = Σ g * xhat, dx = gamma * invStd * (g - dbeta / M - xhat * dgamma / M)
 /// with both sums in double (eight lanes, fixed order). `gm` receives the masked g (the
-/// residual's gradient) when relu was fused.
+/// residual's gradient) when relu was fused. With `leaky` the mask is leakyRelu's backward
+/// instead: z > 0 ? g : g * slope.
 __attribute__((optimize("fp-contract=off"))) void bnTrainBackwardChannel(
     const float* x, const float* dy, const float* res, float* dx, float* gm, int64_t n,
-    int64_t plane, int64_t stride, const BnChannel& k, float gamma, bool relu, double* sumG,
-    double* sumGx) {
+    int64_t plane, int64_t stride, const BnChannel& k, float gamma, bool relu, bool leaky,
+    float slope, double* sumG, double* sumGx) {
   double sg = 0, sgx = 0;
   for (int64_t b = 0; b < n; ++b) {
     const float* xp = x + b * stride;
     const float* gp = dy + b * stride;
-    double a0[8] = {0, 0, 0, 0, 0, 0, 0, 0}, a1[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    D4 g0 = {0, 0, 0, 0}, g1 = {0, 0, 0, 0}, h0 = {0, 0, 0, 0}, h1 = {0, 0, 0, 0};
     if (relu) {
       const float* rp = res ? res + b * stride : nullptr;
       float* mp = gm + b * stride;
-      for (int64_t i = 0; i < plane; ++i) {
-        const float z = rp ? bnValue(xp[i], k) + rp[i] : bnValue(xp[i], k);
-        mp[i] = z > 0.f ? gp[i] : 0.f;
+      if (leaky) {
+        for (int64_t i = 0; i < plane; ++i) {
+          const float z = bnValue(xp[i], k);
+          mp[i] = selectBits(z > 0.f, gp[i], gp[i] * slope);
+        }
+      } else {
+        for (int64_t i = 0; i < plane; ++i) {
+          const float z = rp ? bnValue(xp[i], k) + rp[i] : bnValue(xp[i], k);
+          mp[i] = z > 0.f ? gp[i] : 0.f;
+        }
       }
       gp = mp;
     }
     int64_t i = 0;
-    for (; i + 8 <= plane; i += 8)
-      for (int j = 0; j < 8; ++j) {
-        const double g = static_cast<double>(gp[i + j]);
-        a0[j] += g;
-        a1[j] += g * (static_cast<double>(xp[i + j]) - k.mean);
-      }
+    for (; i + 8 <= plane; i += 8) {
+      const D4 ga = loadD4(gp + i), gb = loadD4(gp + i + 4);
+      g0 += ga;
+      g1 += gb;
+      h0 += ga * (loadD4(xp + i) - k.mean);
+      h1 += gb * (loadD4(xp + i + 4) - k.mean);
+    }
     for (; i < plane; ++i) {
       const double g = static_cast<double>(gp[i]);
-      a0[0] += g;
-      a1[0] += g * (static_cast<double>(xp[i]) - k.mean);
+      g0[0] += g;
+      h0[0] += g * (static_cast<double>(xp[i]) - k.mean);
     }
-    sg += ((a0[0] + a0[1]) + (a0[2] + a0[3])) + ((a0[4] + a0[5]) + (a0[6] + a0[7]));
-    sgx += ((a1[0] + a1[1]) + (a1[2] + a1[3])) + ((a1[4] + a1[5]) + (a1[6] + a1[7]));
+    sg += combineLanes(g0, g1);
+    sgx += combineLanes(h0, h1);
   }
   *sumG = sg;
   *sumGx = sgx;
@@ -390,7 +431,7 @@ Tensor trainingForward(const char* op, const BnSetup& s, const Tensor& x, const 
                        const Tensor& beta, const Tensor& xc, const Tensor& gc, const Tensor& bc,
                        const Tensor& runningMean, const Tensor& runningVar,
                        const BatchNormOptions& opts, int64_t perChannel, bool relu,
-                       const Tensor& residual) {
+                       const Tensor& residual, bool leaky, float slope) {
   // The residual is fused when it has x's shape; a broadcasting one is added afterwards.
   const bool fuseRes =
       residual.defined() && residual.dtype() == DType::F32 && residual.shape() == x.shape();
@@ -398,7 +439,7 @@ Tensor trainingForward(const char* op, const BnSetup& s, const Tensor& x, const 
   Tensor res = fuseRes ? dd::kernelInput(residual, op, "residual").reshape(s.shape4) : Tensor();
   auto ch = std::make_shared<std::vector<BnChannel>>();
   Tensor mean, var;
-  Tensor out = trainingKernel(xc, gc, bc, s.eps, fuseRelu, res, *ch, mean, var);
+  Tensor out = trainingKernel(xc, gc, bc, s.eps, fuseRelu, leaky, slope, res, *ch, mean, var);
   if (runningMean.defined()) {
     // PyTorch: the running variance tracks the unbiased estimate, n/(n-1) times the biased
     // variance that normalises the batch.
@@ -418,7 +459,7 @@ Tensor trainingForward(const char* op, const BnSetup& s, const Tensor& x, const 
   if (autograd::needsGrad({x, gamma, beta, resIn})) {
     autograd::record(
         out, op, {x, gamma, beta, resIn},
-        [s, xc, gc, res, ch, fuseRelu, xShape = x.shape(),
+        [s, xc, gc, res, ch, fuseRelu, leaky, slope, xShape = x.shape(),
          resShape = fuseRes ? residual.shape() : Shape{},
          needGamma = gamma.defined() && gamma.needsGrad(),
          needBeta = beta.defined() && beta.needsGrad(),
@@ -439,7 +480,8 @@ Tensor trainingForward(const char* op, const BnSetup& s, const Tensor& x, const 
               const int64_t o = j * plane;
               bnTrainBackwardChannel(px + o, pg + o, pr ? pr + o : nullptr, pdx + o,
                                      pgm ? pgm + o : nullptr, n, plane, c * plane, (*ch)[size_t(j)],
-                                     pgamma ? pgamma[j] : 1.f, fuseRelu, &sums[size_t(2 * j)],
+                                     pgamma ? pgamma[j] : 1.f, fuseRelu, leaky, slope,
+                                     &sums[size_t(2 * j)],
                                      &sums[size_t(2 * j + 1)]);
             }
           });
@@ -460,13 +502,14 @@ Tensor trainingForward(const char* op, const BnSetup& s, const Tensor& x, const 
         });
   }
   if (residual.defined() && !fuseRes) out = add(out, residual);
-  return relu && !fuseRelu ? mantissa::relu(out) : out;
+  return relu && !fuseRelu ? mantissa::relu(out) : out;  // (leaky has no residual: fused)
 }
 
 /// batchNorm, then + residual when it is defined, then relu when `relu` is set.
 Tensor batchNormImpl(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta,
                      const Tensor& runningMean, const Tensor& runningVar,
-                     const BatchNormOptions& opts, bool relu, const Tensor& residual = Tensor()) {
+                     const BatchNormOptions& opts, bool relu, const Tensor& residual = Tensor(),
+                     bool leaky = false, float slope = 0.f) {
   MANTISSA_CHECK(x.defined(), op, ": undefined input");
   BnSetup s;
   s.text = dd::concat("input ", shapeOf(x), ", gamma ", shapeOf(gamma), ", beta ", shapeOf(beta),
@@ -519,7 +562,7 @@ Tensor batchNormImpl(const char* op, const Tensor& x, const Tensor& gamma, const
   // one-thread ResNet-20 training step).
   if (opts.training)
     return trainingForward(op, s, x, gamma, beta, xc, gc, bc, runningMean, runningVar, opts,
-                           perChannel, relu, residual);
+                           perChannel, relu, residual, leaky, slope);
   // Inference with autograd, or on oneDNN for the tests: normalise with a snapshot of the
   // running statistics (it keeps backward correct if a later step updates the buffers).
   Tensor mean = runningMean.detach().clone(), var = runningVar.detach().clone();
@@ -599,6 +642,15 @@ Tensor batchNormAddRelu(const Tensor& x, const Tensor& gamma, const Tensor& beta
   MANTISSA_CHECK(residual.defined(), "batchNormAddRelu: undefined residual");
   return batchNormImpl("batchNormAddRelu", x, gamma, beta, runningMean, runningVar, opts, true,
                        residual);
+}
+
+Tensor batchNormLeakyRelu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                          const Tensor& runningMean, const Tensor& runningVar, float slope,
+                          const BatchNormOptions& opts) {
+  if (!opts.training)
+    return leakyRelu(batchNorm(x, gamma, beta, runningMean, runningVar, opts), slope);
+  return batchNormImpl("batchNormLeakyRelu", x, gamma, beta, runningMean, runningVar, opts, true,
+                       Tensor(), true, slope);
 }
 
 namespace detail {

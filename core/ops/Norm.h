@@ -49,6 +49,13 @@ Tensor batchNormAddRelu(const Tensor& x, const Tensor& gamma, const Tensor& beta
                         const Tensor& runningMean, const Tensor& runningVar, const Tensor& residual,
                         const BatchNormOptions& opts = {});
 
+/// leakyRelu(batchNorm(...), slope) with the same bits, gradients included: in training mode one
+/// pass after the statistics and one autograd node (as batchNormRelu); otherwise exactly the
+/// composition (the DCGAN discriminator's BatchNorm2d - LeakyReLU).
+Tensor batchNormLeakyRelu(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                          const Tensor& runningMean, const Tensor& runningVar, float slope,
+                          const BatchNormOptions& opts = {});
+
 namespace detail {
 /// Testing hook: route the forward of inference-mode batchNorm / batchNormRelu /
 /// batchNormAddRelu through oneDNN's batch_normalization primitive (its ncsp_bnorm kernel, used

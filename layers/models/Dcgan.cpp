@@ -31,14 +31,20 @@ void checkSize(const char* what, int64_t imageSize) {
                  " is not supported (64 or 28)");
 }
 
-/// seq's forward with each BatchNorm2d that is directly followed by a ReLU run as
-/// BatchNorm2d::forwardRelu (same bits and gradients as the two modules, one pass over the
-/// data fewer and no separate relu output and autograd node).
-Tensor forwardFusingBnRelu(const Sequential& seq, Tensor h) {
+/// seq's forward with each BatchNorm2d that is directly followed by a ReLU or LeakyReLU run as
+/// BatchNorm2d::forwardRelu / forwardLeakyRelu (same bits and gradients as the two modules, one
+/// pass over the data fewer and no separate activation output and autograd node).
+Tensor forwardFusingBn(const Sequential& seq, Tensor h) {
   for (size_t i = 0; i < seq.size(); ++i) {
-    if (i + 1 < seq.size() && std::dynamic_pointer_cast<ReLU>(seq[i + 1])) {
-      if (auto bn = std::dynamic_pointer_cast<BatchNorm2d>(seq[i])) {
+    auto bn = std::dynamic_pointer_cast<BatchNorm2d>(seq[i]);
+    if (bn && i + 1 < seq.size()) {
+      if (std::dynamic_pointer_cast<ReLU>(seq[i + 1])) {
         h = bn->forwardRelu(h);
+        ++i;
+        continue;
+      }
+      if (auto leaky = std::dynamic_pointer_cast<LeakyReLU>(seq[i + 1])) {
+        h = bn->forwardLeakyRelu(h, leaky->negativeSlope());
         ++i;
         continue;
       }
@@ -88,7 +94,7 @@ Tensor DcganGenerator::forward(const Tensor& z) {
       (flat || (z.dim() == 4 && z.size(2) == 1 && z.size(3) == 1)) && z.size(1) == opts_.latent,
       name(), ": latent input of shape ", toString(z.shape()), " (expected [N, ", opts_.latent,
       "] or [N, ", opts_.latent, ", 1, 1])");
-  return forwardFusingBnRelu(*main_, flat ? z.reshape({z.size(0), opts_.latent, 1, 1}) : z);
+  return forwardFusingBn(*main_, flat ? z.reshape({z.size(0), opts_.latent, 1, 1}) : z);
 }
 
 std::string DcganGenerator::name() const {
@@ -139,7 +145,7 @@ Tensor DcganDiscriminator::forward(const Tensor& x) {
                      x.size(3) == opts_.imageSize,
                  name(), ": input of shape ", toString(x.shape()), " (expected [N, ",
                  opts_.channels, ", ", opts_.imageSize, ", ", opts_.imageSize, "])");
-  return main_->forward(x).reshape({x.size(0)});
+  return forwardFusingBn(*main_, x).reshape({x.size(0)});
 }
 
 std::string DcganDiscriminator::name() const {

@@ -461,29 +461,38 @@ TEST_CASE("norm: training batchNorm against a double-precision reference, large 
   }
 }
 
-TEST_CASE("norm: training batchNormRelu is relu(batchNorm) bit for bit, gradients included") {
+TEST_CASE("norm: training batchNormRelu / batchNormLeakyRelu are the compositions bit for bit") {
+  // Values, running statistics and every gradient: the fused backward recomputes the activation's
+  // mask from x with the forward's expression.
   Rng rng(71);
-  for (Shape shape : {Shape{3, 4, 5, 7}, Shape{6, 3}, Shape{2, 5, 9}}) {
-    CAPTURE(toString(shape));
-    const int64_t c = shape[1];
-    Tensor xs = Tensor::randn(shape, rng, 0.3f, 1.5f);
-    Tensor x1 = xs.clone().requiresGrad(), x2 = xs.clone().requiresGrad();
-    Tensor gs = Tensor::randn({c}, rng), bs = Tensor::randn({c}, rng);
-    Tensor g1 = gs.clone().requiresGrad(), g2 = gs.clone().requiresGrad();
-    Tensor b1 = bs.clone().requiresGrad(), b2 = bs.clone().requiresGrad();
-    Tensor rm1 = Tensor::zeros({c}), rv1 = Tensor::ones({c}), rm2 = rm1.clone(), rv2 = rv1.clone();
-    const BatchNormOptions o{.training = true};
-    Tensor fused = batchNormRelu(x1, g1, b1, rm1, rv1, o);
-    Tensor composed = relu(batchNorm(x2, g2, b2, rm2, rv2, o));
-    CHECK(firstBitDifference(fused, composed) == -1);
-    CHECK(firstBitDifference(rm1, rm2) == -1);
-    CHECK(firstBitDifference(rv1, rv2) == -1);
-    Tensor g = Tensor::randn(shape, rng);
-    fused.backward({.grad = g});
-    composed.backward({.grad = g});
-    CHECK(firstBitDifference(x1.grad(), x2.grad()) == -1);
-    CHECK(firstBitDifference(g1.grad(), g2.grad()) == -1);
-    CHECK(firstBitDifference(b1.grad(), b2.grad()) == -1);
+  for (int act : {0, 1, 2}) {  // relu, leaky 0.2, leaky -0.5
+    for (Shape shape : {Shape{3, 4, 5, 7}, Shape{6, 3}, Shape{2, 5, 9}}) {
+      CAPTURE(toString(shape));
+      CAPTURE(act);
+      const float slope = act == 1 ? 0.2f : -0.5f;
+      const int64_t c = shape[1];
+      Tensor xs = Tensor::randn(shape, rng, 0.3f, 1.5f);
+      Tensor x1 = xs.clone().requiresGrad(), x2 = xs.clone().requiresGrad();
+      Tensor gs = Tensor::randn({c}, rng), bs = Tensor::randn({c}, rng);
+      Tensor g1 = gs.clone().requiresGrad(), g2 = gs.clone().requiresGrad();
+      Tensor b1 = bs.clone().requiresGrad(), b2 = bs.clone().requiresGrad();
+      Tensor rm1 = Tensor::zeros({c}), rv1 = Tensor::ones({c});
+      Tensor rm2 = rm1.clone(), rv2 = rv1.clone();
+      const BatchNormOptions o{.training = true};
+      Tensor fused = act == 0 ? batchNormRelu(x1, g1, b1, rm1, rv1, o)
+                              : batchNormLeakyRelu(x1, g1, b1, rm1, rv1, slope, o);
+      Tensor bn = batchNorm(x2, g2, b2, rm2, rv2, o);
+      Tensor composed = act == 0 ? relu(bn) : leakyRelu(bn, slope);
+      CHECK(firstBitDifference(fused, composed) == -1);
+      CHECK(firstBitDifference(rm1, rm2) == -1);
+      CHECK(firstBitDifference(rv1, rv2) == -1);
+      Tensor g = Tensor::randn(shape, rng);
+      fused.backward({.grad = g});
+      composed.backward({.grad = g});
+      CHECK(firstBitDifference(x1.grad(), x2.grad()) == -1);
+      CHECK(firstBitDifference(g1.grad(), g2.grad()) == -1);
+      CHECK(firstBitDifference(b1.grad(), b2.grad()) == -1);
+    }
   }
 }
 

@@ -283,3 +283,31 @@ TEST_CASE("DcganGenerator: the BatchNorm2d+ReLU fused forward is bit-identical t
     for (size_t i = 0; i < ba.size(); ++i) CHECK(sameBits(ba[i].second, bb[i].second));
   }
 }
+
+TEST_CASE("DcganDiscriminator: the BatchNorm2d+LeakyReLU fused forward is bit-identical") {
+  for (int64_t size : {28, 64}) {
+    CAPTURE(size);
+    const nn::DcganDiscriminatorOptions o{.imageSize = size, .channels = 1, .width = 4};
+    Rng r1(89), r2(89), data(97);
+    nn::DcganDiscriminator fused(o, r1), plain(o, r2);
+    std::shared_ptr<nn::Module> chain;
+    for (auto& [name, m] : plain.namedModules())
+      if (name == "main") chain = m;
+    REQUIRE(chain != nullptr);
+    Tensor x = Tensor::randn({5, 1, size, size}, data).requiresGrad(), w = Tensor::randn({5}, data);
+    Tensor x2 = x.detach().clone().requiresGrad();
+    Tensor a = fused.forward(x), b = chain->forward(x2).reshape({5});
+    CHECK(sameBits(a, b));
+    sum(mul(a, w)).backward();
+    sum(mul(b, w)).backward();
+    CHECK(sameBits(x.grad(), x2.grad()));
+    auto pa = fused.namedParameters(), pb = plain.namedParameters();
+    REQUIRE(pa.size() == pb.size());
+    for (size_t i = 0; i < pa.size(); ++i) {
+      CAPTURE(pa[i].first);
+      CHECK(sameBits(pa[i].second.grad(), pb[i].second.grad()));
+    }
+    auto ba = fused.namedBuffers(), bb = plain.namedBuffers();
+    for (size_t i = 0; i < ba.size(); ++i) CHECK(sameBits(ba[i].second, bb[i].second));
+  }
+}
