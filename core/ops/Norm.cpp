@@ -266,7 +266,7 @@ __attribute__((optimize("fp-contract=off"))) Tensor trainingKernel(
 /// was fused (relu's own rule, y > 0); with M values per channel, xhat = (x - mean) * invStd:
 ///   dbeta = Σ g, dgamma = Σ g * xhat, dx = gamma * invStd * (g - dbeta / M - xhat * dgamma / M)
 /// with both sums in double (eight lanes, fixed order). `gm` receives the masked g (the
-/// residual's gradient) when relu was fused. With `leaky` the mask is leakyRelu's backward
+/// residual's gradient) when relu was fused; gm may be dx itself. With `leaky` the mask is leakyRelu's backward
 /// instead: z > 0 ? g : g * slope.
 __attribute__((optimize("fp-contract=off"))) void bnTrainBackwardChannel(
     const float* x, const float* dy, const float* res, float* dx, float* gm, int64_t n,
@@ -467,14 +467,16 @@ Tensor trainingForward(const char* op, const BnSetup& s, const Tensor& x, const 
           Tensor go = dd::kernelInput(g, "batchNorm backward", "gradOut").reshape(s.shape4);
           const int64_t n = s.shape4[0], c = s.shape4[1], plane = s.shape4[2] * s.shape4[3];
           Tensor gx = Tensor::uninitialized(s.shape4);
-          Tensor gm = fuseRelu ? Tensor::uninitialized(s.shape4) : Tensor();
+          // The masked gradient goes to its own tensor only when it is the residual's gradient;
+          // otherwise into gx, which the last pass overwrites in place (no extra tensor).
+          Tensor gm = fuseRelu && needRes ? Tensor::uninitialized(s.shape4) : Tensor();
           std::vector<double> sums(static_cast<size_t>(2 * c));
           const float* px = xc.data<float>();
           const float* pg = go.data<float>();
           const float* pr = res.defined() ? res.data<float>() : nullptr;
           const float* pgamma = gc.defined() ? gc.data<float>() : nullptr;
           float* pdx = gx.data<float>();
-          float* pgm = fuseRelu ? gm.data<float>() : nullptr;
+          float* pgm = !fuseRelu ? nullptr : needRes ? gm.data<float>() : pdx;
           parallelFor(0, c, 1, [&](int64_t cb, int64_t ce) {
             for (int64_t j = cb; j < ce; ++j) {
               const int64_t o = j * plane;
