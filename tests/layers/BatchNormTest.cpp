@@ -259,7 +259,7 @@ TEST_CASE("DcganGenerator: the BatchNorm2d+ReLU fused forward is bit-identical t
   // DcganGenerator::forward runs each BatchNorm2d - ReLU pair as forwardRelu; its `main`
   // Sequential run module by module is the unfused reference (outputs, running statistics and
   // every parameter gradient, training mode).
-  for (int64_t size : {28, 64}) {
+  for (int64_t size : {28}) {  // 64 runs the same pairs, 3x longer
     CAPTURE(size);
     const nn::DcganGeneratorOptions o{.imageSize = size, .channels = 1, .latent = 8, .width = 4};
     Rng r1(79), r2(79), data(83);
@@ -285,7 +285,7 @@ TEST_CASE("DcganGenerator: the BatchNorm2d+ReLU fused forward is bit-identical t
 }
 
 TEST_CASE("DcganDiscriminator: the BatchNorm2d+LeakyReLU fused forward is bit-identical") {
-  for (int64_t size : {28, 64}) {
+  for (int64_t size : {28}) {  // 64 runs the same pairs, 3x longer
     CAPTURE(size);
     const nn::DcganDiscriminatorOptions o{.imageSize = size, .channels = 1, .width = 4};
     Rng r1(89), r2(89), data(97);
