@@ -287,12 +287,12 @@ Tensor leakyRelu(const Tensor& x, float slope) {
   Tensor out = unaryKernel(x, "leaky_relu",
                            [slope](float v) { return selectBits(!(v <= 0.f), v, v * slope); });
   if (autograd::needsGrad({x})) {
-    autograd::record(out, "leaky_relu", {x},
-                     [x = x.detach(), slope](const Tensor& g) -> autograd::GradList {
-                       return {binaryKernel(g, x, "leaky_relu_backward", [slope](float gv, float xv) {
-                         return selectBits(xv > 0.f, gv, gv * slope);
-                       })};
-                     });
+    autograd::record(
+        out, "leaky_relu", {x}, [x = x.detach(), slope](const Tensor& g) -> autograd::GradList {
+          return {binaryKernel(g, x, "leaky_relu_backward", [slope](float gv, float xv) {
+            return selectBits(xv > 0.f, gv, gv * slope);
+          })};
+        });
   }
   return out;
 }

@@ -1,8 +1,8 @@
 #include "core/ops/Norm.h"
 
 #include <algorithm>
-#include <bit>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -122,7 +122,7 @@ Tensor inferenceKernel(const Tensor& xc, const Tensor& gamma, const Tensor& beta
 
 /// Per-channel state of a training-mode batch norm, kept for backward.
 struct BnChannel {
-  double mean, invStd;  // batch mean and 1 / sqrt(biased var + eps), in double
+  double mean, invStd;   // batch mean and 1 / sqrt(biased var + eps), in double
   float meanHi, meanLo;  // mean = meanHi + meanLo (meanLo the float rounding of the remainder)
   float scale, shift;    // gamma * invStd (float), beta
 };
@@ -187,9 +187,11 @@ inline float bnValue(float x, const BnChannel& k) {
 /// One channel of the training forward over n planes of `plane` values `stride` apart: y =
 /// bnValue, + res, relu as asked (relu's NaN and -0 rules: !(v <= 0) ? v : 0), or with `leaky`
 /// leakyRelu's !(v <= 0) ? v : v * slope instead of relu (no residual then).
-__attribute__((optimize("fp-contract=off"))) void bnTrainNormalize(
-    const float* x, float* y, const float* res, int64_t n, int64_t plane, int64_t stride,
-    const BnChannel& k, bool relu, bool leaky, float slope) {
+__attribute__((optimize("fp-contract=off"))) void bnTrainNormalize(const float* x, float* y,
+                                                                   const float* res, int64_t n,
+                                                                   int64_t plane, int64_t stride,
+                                                                   const BnChannel& k, bool relu,
+                                                                   bool leaky, float slope) {
   for (int64_t b = 0; b < n; ++b) {
     const float* xp = x + b * stride;
     float* yp = y + b * stride;
@@ -255,8 +257,8 @@ __attribute__((optimize("fp-contract=off"))) Tensor trainingKernel(
       k.shift = pb ? pb[j] : 0.f;
       pm[j] = k.meanHi;
       pv[j] = static_cast<float>(v);
-      bnTrainNormalize(xj, py + j * plane, pr ? pr + j * plane : nullptr, n, plane, stride, k,
-                       relu, leaky, slope);
+      bnTrainNormalize(xj, py + j * plane, pr ? pr + j * plane : nullptr, n, plane, stride, k, relu,
+                       leaky, slope);
     }
   });
   return out;
@@ -266,8 +268,8 @@ __attribute__((optimize("fp-contract=off"))) Tensor trainingKernel(
 /// was fused (relu's own rule, y > 0); with M values per channel, xhat = (x - mean) * invStd:
 ///   dbeta = Σ g, dgamma = Σ g * xhat, dx = gamma * invStd * (g - dbeta / M - xhat * dgamma / M)
 /// with both sums in double (eight lanes, fixed order). `gm` receives the masked g (the
-/// residual's gradient) when relu was fused; gm may be dx itself. With `leaky` the mask is leakyRelu's backward
-/// instead: z > 0 ? g : g * slope.
+/// residual's gradient) when relu was fused; gm may be dx itself. With `leaky` the mask is
+/// leakyRelu's backward instead: z > 0 ? g : g * slope.
 __attribute__((optimize("fp-contract=off"))) void bnTrainBackwardChannel(
     const float* x, const float* dy, const float* res, float* dx, float* gm, int64_t n,
     int64_t plane, int64_t stride, const BnChannel& k, float gamma, bool relu, bool leaky,
@@ -483,8 +485,7 @@ Tensor trainingForward(const char* op, const BnSetup& s, const Tensor& x, const 
               bnTrainBackwardChannel(px + o, pg + o, pr ? pr + o : nullptr, pdx + o,
                                      pgm ? pgm + o : nullptr, n, plane, c * plane, (*ch)[size_t(j)],
                                      pgamma ? pgamma[j] : 1.f, fuseRelu, leaky, slope,
-                                     &sums[size_t(2 * j)],
-                                     &sums[size_t(2 * j + 1)]);
+                                     &sums[size_t(2 * j)], &sums[size_t(2 * j + 1)]);
             }
           });
           Tensor ggamma, gbeta;
@@ -499,8 +500,7 @@ Tensor trainingForward(const char* op, const BnSetup& s, const Tensor& x, const 
             float* p = gbeta.data<float>();
             for (int64_t j = 0; j < c; ++j) p[j] = static_cast<float>(sums[size_t(2 * j)]);
           }
-          return {gx.reshape(xShape), ggamma, gbeta,
-                  needRes ? gm.reshape(resShape) : Tensor()};
+          return {gx.reshape(xShape), ggamma, gbeta, needRes ? gm.reshape(resShape) : Tensor()};
         });
   }
   if (residual.defined() && !fuseRes) out = add(out, residual);

@@ -407,10 +407,10 @@ TEST_CASE("norm: training batchNorm against a double-precision reference, large 
     Shape shape;
     float mean, std;
   };
-  for (const Case& cs : {Case{{7, 3}, 0.f, 1.f}, Case{{5, 4, 3}, 2.f, 0.5f},
-                         Case{{3, 2, 7, 5}, 0.5f, 2.f}, Case{{2, 3, 1, 1}, 0.f, 1.f},
-                         Case{{4, 5, 9, 9}, 1e4f, 1.f}, Case{{6, 2, 4, 3}, -3e3f, 1e-2f},
-                         Case{{9, 17}, 1e5f, 3.f}}) {
+  for (const Case& cs :
+       {Case{{7, 3}, 0.f, 1.f}, Case{{5, 4, 3}, 2.f, 0.5f}, Case{{3, 2, 7, 5}, 0.5f, 2.f},
+        Case{{2, 3, 1, 1}, 0.f, 1.f}, Case{{4, 5, 9, 9}, 1e4f, 1.f},
+        Case{{6, 2, 4, 3}, -3e3f, 1e-2f}, Case{{9, 17}, 1e5f, 3.f}}) {
     CAPTURE(toString(cs.shape));
     CAPTURE(cs.mean);
     const int64_t c = cs.shape[1];
@@ -449,8 +449,7 @@ TEST_CASE("norm: training batchNorm against a double-precision reference, large 
         const double xhat = (xv[e] - r.mean[size_t(j)]) * inv;
         const double tolY = 4 * u * (std::abs(xhat * gv[size_t(j)]) + std::abs(bv[size_t(j)]));
         const double f = std::abs(gv[size_t(j)] * inv);
-        const double tolDx =
-            8 * u * f * (std::abs(grad[e]) + c1 + std::abs(xhat) * c2) + 1e-30;
+        const double tolDx = 8 * u * f * (std::abs(grad[e]) + c1 + std::abs(xhat) * c2) + 1e-30;
         bad += std::abs(yv[e] - r.y[e]) > tolY;
         bad += std::abs(dx[e] - r.dx[e]) > tolDx;
       }
@@ -511,8 +510,8 @@ TEST_CASE("norm: training batch norm gives the same bits with 1 and 2 threads") 
     Tensor gamma = gs.clone().requiresGrad(), beta = bs.clone().requiresGrad();
     Tensor rm = Tensor::zeros({6}), rv = Tensor::ones({6});
     const BatchNormOptions o{.training = true};
-    Tensor y = add(batchNorm(x, gamma, beta, rm, rv, o),
-                   batchNormAddRelu(x, gamma, beta, rm, rv, r, o));
+    Tensor y =
+        add(batchNorm(x, gamma, beta, rm, rv, o), batchNormAddRelu(x, gamma, beta, rm, rv, r, o));
     y.backward({.grad = up});
     runs.push_back({y, rm, rv, x.grad(), r.grad(), gamma.grad(), beta.grad()});
   }
