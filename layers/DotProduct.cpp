@@ -1,10 +1,13 @@
 #include "layers/DotProduct.h"
 
 #include <numeric>
+#include <optional>
 
 #include "core/autograd/Autograd.h"
 #include "core/ops/Linalg.h"
 #include "core/ops/detail/Bf16.h"
+#include "core/ops/detail/BfpGemm.h"
+#include "formats/Hbfp.h"
 
 namespace mantissa::nn {
 
@@ -94,9 +97,13 @@ Tensor f32Of(const Operand& o) { return o.f32.defined() ? o.f32 : od::widenBf16(
 // decode(encode(x)) == quantize(x) bit for bit, so the results do not change.
 
 /// Whether the forward operand of `f` is encoded for backward: not FP32 (nothing to pack, the
-/// operand is the input itself) and not blocked (HBFP re-blocks the FP32 input per GEMM).
-bool packable(const formats::FormatPtr& f) {
-  return formats::packedSavesEnabled() && !f->isIdentity() && !f->isBlocked();
+/// operand is the input itself), not blocked (HBFP re-blocks the FP32 input per GEMM), and not
+/// when the bf16 GEMM path takes it (`bf16Path`) and its codes are 16 bits or more (bf16): the
+/// exact bf16 bits are as small and need no decoding.
+bool packable(const formats::FormatPtr& f, bool bf16Path) {
+  if (!formats::packedSavesEnabled() || f->isIdentity() || f->isBlocked()) return false;
+  // Per-tensor scalars and exponents amortised over a large tensor: the width of one code.
+  return !(bf16Path && f->bitsPerValue({int64_t{1} << 30}) >= 16.0);
 }
 
 /// The forward operand of `point` for x: quantized, or when `pack` encoded (codes in `codes`,
@@ -116,11 +123,16 @@ struct Saved {
   formats::Encoded codes;
   formats::FormatPtr format;  // decodes `codes`
   bool convert = false;       // the forward operand went to the bf16 path: the decoded one does
+  // The forward conversion's verdict on these values (convert only): exact, smallest exponent.
+  bool bf16Exact = false;
+  uint32_t bf16MinExponent = od::kNoNonZero;
 };
 
 Saved keep(Operand o, formats::Encoded codes, const formats::FormatPtr& format) {
   Saved s;
   s.convert = o.tried;
+  s.bf16Exact = o.bf16.exact();
+  s.bf16MinExponent = o.bf16.minExponent;
   if (codes.codes.defined()) {
     const size_t codeBytes = elementSize(codes.codes.dtype());
     const size_t opBytes = o.bf16.exact() ? 2 : 4;
@@ -134,10 +146,22 @@ Saved keep(Operand o, formats::Encoded codes, const formats::FormatPtr& format) 
   return s;
 }
 
-/// The operand backward multiplies with: the kept one, or the decoded codes (converted to bf16
-/// again when the forward operand was, which gives the same bits).
+/// The operand backward multiplies with: the kept one, or the decoded codes. When the forward
+/// operand went to bf16 exactly, the codes decode straight to bf16 patterns (Format::decodeBf16,
+/// the same bits toBf16Exact gives the values) with the forward's smallest exponent; otherwise
+/// they decode to FP32, converted again when the forward operand was (the same verdict).
 Operand restore(const Saved& s) {
   if (!s.codes.codes.defined()) return s.op;
+  if (s.convert && s.bf16Exact) {
+    Tensor bits = s.format->decodeBf16(s.codes);
+    if (bits.defined()) {
+      Operand o;
+      o.tried = true;
+      o.bf16.bits = std::move(bits);
+      o.bf16.minExponent = s.bf16MinExponent;
+      return o;
+    }
+  }
   return makeOperand(s.format->decode(s.codes), s.convert);
 }
 
@@ -153,6 +177,35 @@ Tensor callGemm(const F& fn, const Operand& a, const Operand& b) {
     od::countBf16Inexact();
   }
   return fn(f32Of(a), f32Of(b));
+}
+
+// ---- int8 block-FP path (docs/performance.md "int8 block-floating-point path") ---------------
+
+/// The int8 kernel's view of a GEMM's two formats: both HBFP with N <= 8 and the same block
+/// (at most 1024 values, so block sums stay exact in float); else nothing.
+std::optional<Int8Operands> int8Pair(const formats::FormatPtr& a, const formats::FormatPtr& b) {
+  const auto* ha = dynamic_cast<const formats::Hbfp*>(a.get());
+  const auto* hb = dynamic_cast<const formats::Hbfp*>(b.get());
+  if (!ha || !hb) return {};
+  const formats::HbfpOptions &oa = ha->options(), &ob = hb->options();
+  if (oa.bits > 8 || ob.bits > 8 || oa.block != ob.block || oa.block > 1024) return {};
+  return Int8Operands{oa.block, oa.bits, ob.bits};
+}
+
+/// fn8(a, b) when `int8` holds the operands' description and the kernel accepts them,
+/// otherwise callGemm(fn, a, b) (FP32, or bf16 when converted).
+template <class F>
+Tensor callGemm(const Int8Gemm& fn8, const std::optional<Int8Operands>& int8,
+                const F& fn, const Operand& a, const Operand& b) {
+  if (int8) {
+    Tensor out = fn8(f32Of(a), f32Of(b), *int8);
+    if (out.defined()) {
+      od::countInt8BfpGemm();
+      return out;
+    }
+    od::countInt8BfpInexact();
+  }
+  return callGemm(fn, a, b);
 }
 
 }  // namespace
@@ -172,18 +225,30 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
   const bool fx = on && bf16Format(activation_->forwardFormat());
   const bool fw = on && bf16Format(weightPoint_->forwardFormat());
   const bool fe = on && needBackward && bf16Format(error_->backwardFormat());
+  // Which GEMMs run on the int8 block-FP kernels instead (then they convert nothing to bf16).
+  using Int8 = std::optional<Int8Operands>;
+  const bool i8 = int8BfpEnabled();
+  const Int8 i8Fwd = i8 && g.int8Forward
+                         ? int8Pair(activation_->forwardFormat(), weightPoint_->forwardFormat())
+                         : Int8();
+  const Int8 i8Data = i8 && g.int8BackwardData && x.needsGrad()
+                          ? int8Pair(error_->backwardFormat(), weightPoint_->forwardFormat())
+                          : Int8();
+  const Int8 i8Wgt = i8 && g.int8BackwardWeights && w.needsGrad()
+                         ? int8Pair(activation_->forwardFormat(), error_->backwardFormat())
+                         : Int8();
   const bool needX = x.needsGrad(), needW = w.needsGrad();
   // Encode x (w) when backward reuses it and its format packs it (packable).
-  const bool packX = needW && !reblockX && packable(activation_->forwardFormat());
-  const bool packW = needX && !reblockW && packable(weightPoint_->forwardFormat());
+  const bool packX = needW && !reblockX && packable(activation_->forwardFormat(), fx);
+  const bool packW = needX && !reblockW && packable(weightPoint_->forwardFormat(), fw);
   formats::Encoded xCodes, wCodes;
   // Convert x (w) when a GEMM uses it: the forward one, or a backward one that reuses the
   // forward operand (unblocked formats only).
   Operand xo = makeOperand(forwardOperand(*activation_, xd, g.xForward, packX, xCodes),
-                           fx && (fw || (fe && !reblockX && w.needsGrad())));
+                           fx && ((fw && !i8Fwd) || (fe && !reblockX && w.needsGrad())));
   Operand wo = makeOperand(forwardOperand(*weightPoint_, wd, g.wForward, packW, wCodes),
-                           fw && (fx || (fe && !reblockW && x.needsGrad())));
-  Tensor y = callGemm(g.forward, xo, wo);
+                           fw && ((fx && !i8Fwd) || (fe && !reblockW && x.needsGrad())));
+  Tensor y = callGemm(g.int8Forward, i8Fwd, g.forward, xo, wo);
   if (bias.defined()) y = addBias(y, bias.detach());
   if (!needBackward) return y;
 
@@ -200,28 +265,35 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
       y, g.opName, {x, w, bias},
       [act = activation_, wp = weightPoint_, err = error_, g, xSaved, wSaved,
        xs = reblockX && needW ? xd : Tensor(), ws = reblockW && needX ? wd : Tensor(), needX,
-       needW, fx, fw, fe, hasBias = bias.defined(), biasGrad](
+       needW, fx, fw, fe, i8Data, i8Wgt, hasBias = bias.defined(), biasGrad](
           const Tensor& gy) -> autograd::GradList {
         autograd::GradList grads(3);
         const bool blockedErr = err->backwardFormat()->isBlocked();
         Operand eData = makeOperand(quantizeAlong(*err, true, gy, g.gyDataGrad),
-                                    fe && ((needX && fw) || (needW && fx && !blockedErr)));
+                                    fe && ((needX && fw && !i8Data) ||
+                                           (needW && fx && !blockedErr)));
         if (needX) {
           Operand wData = ws.defined()
-                              ? makeOperand(quantizeAlong(*wp, false, ws, g.wDataGrad), fe && fw)
+                              ? makeOperand(quantizeAlong(*wp, false, ws, g.wDataGrad),
+                                            fe && fw && !i8Data)
                               : restore(wSaved);
-          grads[0] = quantizeAlong(*act, true, callGemm(g.backwardData, eData, wData),
-                                   g.xForward);
+          grads[0] = quantizeAlong(
+              *act, true, callGemm(g.int8BackwardData, i8Data, g.backwardData, eData, wData),
+              g.xForward);
         }
         if (needW) {
           Operand eWeight =
-              blockedErr ? makeOperand(quantizeAlong(*err, true, gy, g.gyWeightGrad), fe && fx)
+              blockedErr ? makeOperand(quantizeAlong(*err, true, gy, g.gyWeightGrad),
+                                       fe && fx && !i8Wgt)
                          : eData;
           Operand xWeight = xs.defined()
-                                ? makeOperand(quantizeAlong(*act, false, xs, g.xWeightGrad), fx && fe)
+                                ? makeOperand(quantizeAlong(*act, false, xs, g.xWeightGrad),
+                                              fx && fe && !i8Wgt)
                                 : restore(xSaved);
-          grads[1] = quantizeAlong(*wp, true, callGemm(g.backwardWeights, xWeight, eWeight),
-                                   g.wForward);
+          grads[1] = quantizeAlong(
+              *wp, true,
+              callGemm(g.int8BackwardWeights, i8Wgt, g.backwardWeights, xWeight, eWeight),
+              g.wForward);
         }
         if (hasBias) grads[2] = biasGrad(gy);  // bias arithmetic stays FP32 (A.2)
         return grads;
