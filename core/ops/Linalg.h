@@ -64,9 +64,9 @@ Bf16GemmStats bf16GemmStats();
 void resetBf16GemmStats();
 
 /// Turns the bf16 GEMM path of Linear/Conv2d/ConvTranspose2d on or off for the whole process
-/// (default off until measured faster; the environment variable MANTISSA_BF16_GEMM=1 starts with
-/// it on). Results are
-/// the same either way up to FP32 summation order; benchmarks and tests compare the two.
+/// (default on: measured faster for every shape and recipe tried; the environment variable
+/// MANTISSA_BF16_GEMM=0 starts with it off). Results are the same either way up to FP32
+/// summation order; benchmarks and tests compare the two.
 void setBf16GemmEnabled(bool on);
 /// The switch, and false on CPUs without AVX-512 BF16.
 bool bf16GemmEnabled();
