@@ -1,21 +1,17 @@
 #include "formats/QuantPoint.h"
 
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
+#include "core/Env.h"
 #include "core/autograd/Autograd.h"
 
 namespace mantissa::formats {
 
 namespace {
 
-bool initialPackedSaves() {
-  const char* v = std::getenv("MANTISSA_PACKED_SAVES");
-  if (!v) return true;
-  return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "off") == 0 || std::strcmp(v, "false") == 0);
-}
+bool initialPackedSaves() { return envSwitch("MANTISSA_PACKED_SAVES", true); }
 
 std::atomic<bool>& gPackedSaves() {
   static std::atomic<bool> on{initialPackedSaves()};

@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 
+#include "core/Env.h"
 #include "core/ops/Linalg.h"
 #include "core/parallel/ParallelFor.h"
 
@@ -17,11 +16,7 @@ std::atomic<int64_t> gBf16{0}, gInexact{0}, gNoKernel{0};
 /// On by default: measured faster on a quiet machine for every layer shape and recipe tried
 /// (docs/performance.md "bf16 GEMM path"). MANTISSA_BF16_GEMM=0 (or "off", "false") turns it
 /// off at start-up; setBf16GemmEnabled overrides it at any time.
-bool initialSwitch() {
-  const char* v = std::getenv("MANTISSA_BF16_GEMM");
-  if (!v) return true;
-  return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "off") == 0 || std::strcmp(v, "false") == 0);
-}
+bool initialSwitch() { return envSwitch("MANTISSA_BF16_GEMM", true); }
 
 std::atomic<bool>& gSwitch() {
   static std::atomic<bool> on{initialSwitch()};

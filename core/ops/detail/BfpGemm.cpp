@@ -19,6 +19,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "core/Env.h"
 #include "core/Error.h"
 #include "core/ops/Linalg.h"
 #include "core/parallel/ParallelFor.h"
@@ -740,11 +741,7 @@ namespace {
 
 /// Off by default until measured faster (docs/performance.md). MANTISSA_INT8_BFP=1 (or "on",
 /// "true") turns it on at start-up; setInt8BfpEnabled overrides it at any time.
-bool initialInt8Switch() {
-  const char* v = std::getenv("MANTISSA_INT8_BFP");
-  if (!v) return false;
-  return std::strcmp(v, "1") == 0 || std::strcmp(v, "on") == 0 || std::strcmp(v, "true") == 0;
-}
+bool initialInt8Switch() { return envSwitch("MANTISSA_INT8_BFP", false); }
 
 std::atomic<bool>& gInt8Switch() {
   static std::atomic<bool> on{initialInt8Switch()};
