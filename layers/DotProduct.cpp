@@ -227,17 +227,17 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
   const bool fe = on && needBackward && bf16Format(error_->backwardFormat());
   // Which GEMMs run on the int8 block-FP kernels instead (then they convert nothing to bf16).
   using Int8 = std::optional<Int8Operands>;
+  const bool needX = x.needsGrad(), needW = w.needsGrad();
   const bool i8 = int8BfpEnabled();
   const Int8 i8Fwd = i8 && g.int8Forward
                          ? int8Pair(activation_->forwardFormat(), weightPoint_->forwardFormat())
                          : Int8();
-  const Int8 i8Data = i8 && g.int8BackwardData && x.needsGrad()
+  const Int8 i8Data = i8 && g.int8BackwardData && needX
                           ? int8Pair(error_->backwardFormat(), weightPoint_->forwardFormat())
                           : Int8();
-  const Int8 i8Wgt = i8 && g.int8BackwardWeights && w.needsGrad()
+  const Int8 i8Wgt = i8 && g.int8BackwardWeights && needW
                          ? int8Pair(activation_->forwardFormat(), error_->backwardFormat())
                          : Int8();
-  const bool needX = x.needsGrad(), needW = w.needsGrad();
   // Encode x (w) when backward reuses it and its format packs it (packable).
   const bool packX = needW && !reblockX && packable(activation_->forwardFormat(), fx);
   const bool packW = needX && !reblockW && packable(weightPoint_->forwardFormat(), fw);
@@ -245,9 +245,9 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
   // Convert x (w) when a GEMM uses it: the forward one, or a backward one that reuses the
   // forward operand (unblocked formats only).
   Operand xo = makeOperand(forwardOperand(*activation_, xd, g.xForward, packX, xCodes),
-                           fx && ((fw && !i8Fwd) || (fe && !reblockX && w.needsGrad())));
+                           fx && ((fw && !i8Fwd) || (fe && !reblockX && needW)));
   Operand wo = makeOperand(forwardOperand(*weightPoint_, wd, g.wForward, packW, wCodes),
-                           fw && ((fx && !i8Fwd) || (fe && !reblockW && x.needsGrad())));
+                           fw && ((fx && !i8Fwd) || (fe && !reblockW && needX)));
   Tensor y = callGemm(g.int8Forward, i8Fwd, g.forward, xo, wo);
   if (bias.defined()) y = addBias(y, bias.detach());
   if (!needBackward) return y;

@@ -42,11 +42,12 @@ struct BnSetup {
   std::string text;
 };
 
-dnnl::batch_normalization_forward::primitive_desc bnForwardPd(const BnSetup& s, bool training) {
+/// oneDNN's inference batch norm (the reference the own kernels are tested against, and the
+/// forward hint of its backward); training runs on Mantissa's kernels only.
+dnnl::batch_normalization_forward::primitive_desc bnInferencePd(const BnSetup& s) {
   return dnnl::batch_normalization_forward::primitive_desc(
-      dnnl::batch_normalization_forward::desc(
-          training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
-          dd::plainDesc(s.shape4), s.eps, s.flags),
+      dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_inference,
+                                              dd::plainDesc(s.shape4), s.eps, s.flags),
       dd::dnnlAttr(), dd::dnnlEngine());
 }
 
@@ -574,7 +575,7 @@ Tensor batchNormImpl(const char* op, const Tensor& x, const Tensor& gamma, const
   } else {
     out = Tensor::uninitialized(s.shape4);
     dd::dnnlCall(op, s.text, [&] {
-      auto pd = bnForwardPd(s, false);
+      auto pd = bnInferencePd(s);
       std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dd::wrap(xc)},
                                            {DNNL_ARG_DST, dd::wrap(out)},
                                            {DNNL_ARG_MEAN, dd::wrap(mean)},
@@ -603,7 +604,7 @@ Tensor batchNormImpl(const char* op, const Tensor& x, const Tensor& gamma, const
                 dnnl::batch_normalization_backward::desc(
                     params ? dnnl::prop_kind::backward : dnnl::prop_kind::backward_data,
                     dd::plainDesc(s.shape4), dd::plainDesc(s.shape4), s.eps, s.flags),
-                dd::dnnlAttr(), dd::dnnlEngine(), bnForwardPd(s, false));
+                dd::dnnlAttr(), dd::dnnlEngine(), bnInferencePd(s));
             std::unordered_map<int, memory> args{{DNNL_ARG_SRC, dd::wrap(xc)},
                                                  {DNNL_ARG_DIFF_DST, dd::wrap(go)},
                                                  {DNNL_ARG_MEAN, dd::wrap(mean)},
