@@ -4,7 +4,10 @@
 // (docs/formats.md "Speed"). Each timing follows one warm-up call, so adaptive formats (Autoflex,
 // ffp8:auto) are timed in their steady state. quantize returns a new tensor, so its
 // time includes allocating (and zeroing) the output; the `Tensor::empty` and `clone` rows show
-// what that costs on its own.
+// what that costs on its own. Blocked formats (HBFP) are also timed on the two layouts of a
+// convolution's operands, x viewed as [n / 16384, 16, 32, 32] (NCHW, ResNet-20's first stage;
+// when n is a multiple of 16384): blocks along C (forward operands) and along N, H, W (the
+// weight-gradient GEMM); and the bf16 GEMM path's conversion of hbfp8 values (toBf16Exact).
 #include <cxxopts.hpp>
 #include <malloc.h>
 
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "core/Rng.h"
+#include "core/ops/detail/Bf16.h"
 #include "core/parallel/ParallelFor.h"
 #include "formats/Format.h"
 #include "formats/detail/Grid.h"
@@ -115,6 +119,8 @@ int main(int argc, char** argv) {
   entries.push_back({"memcpy", false, memcpyRun, {}, {}});
   entries.push_back({"Tensor::empty", false, [&] { Tensor y = Tensor::empty(x.shape()); }, {}, {}});
   entries.push_back({"clone", false, [&] { Tensor y = x.clone(); }, {}, {}});
+  const Tensor xConv = n % 16384 == 0 ? x.reshape({n / 16384, 16, 32, 32}) : x;
+  static const int64_t kNhw[] = {0, 2, 3};
   std::vector<std::unique_ptr<formats::FormatState>> states;
   uint64_t step = 0;
   for (const auto& spec : specs) {
@@ -126,7 +132,22 @@ int main(int argc, char** argv) {
                                                   .step = step++};
                          Tensor q = f->quantize(x, qa, st);
                        }, {}, {}});
+    if (!f->isBlocked() || n % 16384 != 0) continue;
+    entries.push_back({spec + " C of NCHW", true, [&, f] {
+                         formats::QuantizeArgs qa{.blockAxis = 1, .seed = 1, .stream = 2,
+                                                  .step = step++};
+                         Tensor q = f->quantize(xConv, qa);
+                       }, {}, {}});
+    entries.push_back({spec + " NHW of NCHW", true, [&, f] {
+                         formats::QuantizeArgs qa{.blockAxes = kNhw, .seed = 1, .stream = 2,
+                                                  .step = step++};
+                         Tensor q = f->quantize(xConv, qa);
+                       }, {}, {}});
   }
+  // The bf16 GEMM path's conversion of quantized values (exact: hbfp8 values are bf16 values).
+  const Tensor xHbfp8 = formats::parse("hbfp8")->quantize(x, {});
+  entries.push_back({"toBf16Exact(hbfp8 values)", false,
+                     [&] { ops::detail::Bf16Operand b = ops::detail::toBf16Exact(xHbfp8); }, {}, {}});
   auto timed = [](const std::function<void()>& fn) {
     auto t0 = std::chrono::steady_clock::now();
     fn();
