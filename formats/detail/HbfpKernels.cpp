@@ -10,10 +10,12 @@
 // exact because every value of the grid is a multiple of 2^-149 with at most 24 bits.
 // (vscalefps would do it in one instruction but is slower than two multiplies on Zen 4.)
 //
-// Two layouts: blocks along the last axis (contiguous, one block at a time) and blocks along a
-// middle axis with an inner stride (e.g. C of NCHW, stride H*W): a tile of the inner dimension
+// In nearly every block s lies in [0, 126]; then one factor each way gives the same results
+// (VScale). Layouts: blocks along the last axis (contiguous, one block at a time); blocks along
+// a middle axis with an inner stride (e.g. C of NCHW, stride H*W): a tile of the inner dimension
 // is processed for all rows of a block at once, vectorised across the inner index, so no
-// element-wise gather is needed.
+// element-wise gather is needed; gathered blocks (HbfpGatherLayout), which are contiguous too
+// when the run length is a multiple of the block (N, H, W of ResNet activations).
 #include "formats/detail/HbfpKernels.h"
 
 // GCC 12 reports -Wuninitialized inside the AVX-512 intrinsic headers (_mm512_undefined_*,
@@ -258,14 +260,20 @@ void fillBitsAvx512(const StochasticKey& key, uint64_t first, int64_t count, uin
   }
 }
 
-/// Per-lane scale factors: x / ulp = (x * f1) * f2, ulp * M = (M * g1) * g2 (see the top).
+/// Per-lane scale factors: x / ulp = (x * f1) * f2, ulp * M = (M * g1) * g2 (see the top). When
+/// `one` (s = N-1-e in [0, 126] in every lane used, i.e. nearly every block) one factor each
+/// way does: x / ulp = x * f, ulp * M = M * g with f = 2^s and g = 2^-s both normal. The results
+/// are the same: scaling up by a power of two is exact, so is x * 2^s1 * 2^s2 for s1, s2 >= 0,
+/// and M * 2^-s >= 2^-126 is a normal number of at most 24 bits.
 struct VScale {
-  __m512 f1, f2, g1, g2;
+  __m512 f1, f2, g1, g2, f, g;
   __m512i e;
+  bool one;
 };
 
-/// Per-lane exponent and scale from per-lane block maxima (bit patterns of |x|, all finite).
-inline VScale vscaleFor(__m512i b, int bits) {
+/// Per-lane exponent and scale from per-lane block maxima (bit patterns of |x|, all finite);
+/// `one` considers the lanes of `used`.
+inline VScale vscaleFor(__m512i b, int bits, __mmask16 used) {
   __m512i ef = _mm512_srli_epi32(b, 23);
   __mmask16 frac = _mm512_test_epi32_mask(b, _mm512_set1_epi32(0x7fffff));
   __m512i e = _mm512_sub_epi32(ef, _mm512_set1_epi32(127));
@@ -281,13 +289,30 @@ inline VScale vscaleFor(__m512i b, int bits) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k, bias), 23));
   };
   __m512i zeroI = _mm512_setzero_si512();
-  return {p2(s1), p2(s2), p2(_mm512_sub_epi32(zeroI, s1)), p2(_mm512_sub_epi32(zeroI, s2)), e};
+  // Unsigned compare: s in [0, 126].
+  __mmask16 inRange = _mm512_cmple_epu32_mask(s, _mm512_set1_epi32(126));
+  return {p2(s1),
+          p2(s2),
+          p2(_mm512_sub_epi32(zeroI, s1)),
+          p2(_mm512_sub_epi32(zeroI, s2)),
+          p2(s),
+          p2(_mm512_sub_epi32(zeroI, s)),
+          e,
+          (inRange & used) == used};
 }
 
 inline VScale vscaleFor(int e, int bits) {
   Scale s = scaleFor(e, bits);
-  return {_mm512_set1_ps(s.f1), _mm512_set1_ps(s.f2), _mm512_set1_ps(s.g1), _mm512_set1_ps(s.g2),
-          _mm512_set1_epi32(e)};
+  const int k = bits - 1 - e;
+  const bool one = k >= 0 && k <= 126;
+  return {_mm512_set1_ps(s.f1),
+          _mm512_set1_ps(s.f2),
+          _mm512_set1_ps(s.g1),
+          _mm512_set1_ps(s.g2),
+          _mm512_set1_ps(one ? pow2(k) : 0.0f),
+          _mm512_set1_ps(one ? pow2(-k) : 0.0f),
+          _mm512_set1_epi32(e),
+          one};
 }
 
 /// Per-lane counters (kept in vector lanes: moving masks to general registers every vector is
@@ -342,12 +367,12 @@ int64_t countNonFinite(const float* x, int64_t n) {
   return c;
 }
 
-/// One vector of elements: quantize with per-lane scales, store values or mantissas.
-template <bool kFull, class Out>
-inline void quantVec(const float* xp, Out* op, __mmask16 m, const VScale& sc, __m512 qmax,
-                     bool sr, const uint32_t* rbits, VCounters& cnt) {
-  __m512 v = loadVec<kFull>(xp, m);
-  __m512 y = _mm512_mul_ps(_mm512_mul_ps(v, sc.f1), sc.f2);
+/// One vector of elements v: quantize with per-lane scales (one factor each way when kOne),
+/// store values or mantissas.
+template <bool kFull, bool kOne, class Out>
+[[gnu::always_inline]] inline void quantVec(__m512 v, Out* op, __mmask16 m, const VScale& sc, __m512 qmax, bool sr,
+                     const uint32_t* rbits, VCounters& cnt) {
+  __m512 y = kOne ? _mm512_mul_ps(v, sc.f) : _mm512_mul_ps(_mm512_mul_ps(v, sc.f1), sc.f2);
   __m512 r;
   if (sr) {
     // Same exact test as quantElem().
@@ -367,15 +392,17 @@ inline void quantVec(const float* xp, Out* op, __mmask16 m, const VScale& sc, __
   } else {
     r = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   }
-  __m512 nqmax = _mm512_sub_ps(_mm512_setzero_ps(), qmax);
-  cnt.sat = countLanes(cnt.sat, _mm512_cmp_ps_mask(r, qmax, _CMP_GT_OQ));
-  cnt.sat = countLanes(cnt.sat, _mm512_cmp_ps_mask(r, nqmax, _CMP_LT_OQ));
-  r = _mm512_min_ps(_mm512_max_ps(r, nqmax), qmax);
-  __m512 zero = _mm512_setzero_ps();
+  // r is finite (blocks with a non-finite value are not quantized): |r| > qmax is r > qmax or
+  // r < -qmax, and VRANGEPS (min of magnitudes, sign of r) clamps to [-qmax, qmax].
+  const __m512 zero = _mm512_setzero_ps();
+  cnt.sat = countLanes(cnt.sat, _mm512_cmp_ps_mask(_mm512_abs_ps(r), qmax, _CMP_GT_OQ));
+  r = _mm512_range_ps(r, qmax, 0x2);  // imm 0b0010: min |.|, sign of the first operand
   __mmask16 rz = _mm512_cmp_ps_mask(r, zero, _CMP_EQ_OQ);
   cnt.flushed = countLanes(cnt.flushed, _mm512_mask_cmp_ps_mask(rz, v, zero, _CMP_NEQ_UQ));
   if constexpr (std::is_same_v<Out, float>) {
-    __m512 o = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(r, zero), sc.g1), sc.g2);
+    // The products are exact or rounded once, so the fused "+ 0" only turns -0 into +0.
+    __m512 o = kOne ? _mm512_fmadd_ps(r, sc.g, zero)
+                    : _mm512_fmadd_ps(_mm512_mul_ps(r, sc.g1), sc.g2, zero);
     if constexpr (kFull) {
       _mm512_storeu_ps(op, o);
     } else {
@@ -408,36 +435,79 @@ inline void quantVec(const float* xp, Out* op, __mmask16 m, const VScale& sc, __
   }
 }
 
+/// What every block of a call shares.
+struct BlockCtx {
+  int bits;
+  __m512 qmax;
+  bool sr;
+  StochasticKey key;
+  uint32_t* rbits;  // room for one block's stochastic bits (sr)
+};
+
+/// One block of n contiguous values (kLen = n when it is known at compile time): its exponent
+/// (to *ex when given) and its values to op; `index` is the flat index of its first element
+/// (stochastic bits). A block holding a non-finite value is only counted.
+template <int64_t kLen, class Out>
+[[gnu::always_inline]] inline void contigBlock(const float* xp, Out* op, int64_t n, int16_t* ex, const BlockCtx& c,
+                        uint64_t index, VCounters& cnt, HbfpPass& r) {
+  const int64_t len = kLen ? kLen : n;
+  __m512i acc = _mm512_setzero_si512();
+  vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
+    acc = absMaxVec<decltype(full)::value>(acc, xp + j, m);
+  });
+  const uint32_t amax = _mm512_reduce_max_epu32(acc);
+  if (amax >= 0x7f800000u) {
+    r.nonFinite += countNonFinite(xp, len);  // the call fails; values are not used
+    return;
+  }
+  const int e = blockExponent(std::bit_cast<float>(amax));
+  if (ex) *ex = static_cast<int16_t>(e);
+  const VScale vs = vscaleFor(e, c.bits);
+  if (c.sr) fillBitsAvx512(c.key, index, len, c.rbits);
+  auto run = [&](auto one) {
+    vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
+      constexpr bool kFull = decltype(full)::value;
+      quantVec<kFull, decltype(one)::value>(loadVec<kFull>(xp + j, m), op + j, m, vs, c.qmax,
+                                            c.sr, c.sr ? c.rbits + j : nullptr, cnt);
+    });
+  };
+  if (vs.one) {
+    run(std::true_type{});
+  } else {
+    run(std::false_type{});
+  }
+}
+
+BlockCtx blockCtx(const HbfpParams& p, const StochasticKey& key, std::vector<uint32_t>& bits,
+                  int64_t block) {
+  const bool sr = p.rounding == Rounding::Stochastic;
+  if (sr) bits.resize(static_cast<size_t>(block));
+  return {p.bits, _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f), sr, key, bits.data()};
+}
+
 template <class Out>
 HbfpPass rowsAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout& L,
                     const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
   VCounters cnt;
   HbfpPass r;
-  const bool sr = p.rounding == Rounding::Stochastic;
-  const __m512 qmax = _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f);
+  std::vector<uint32_t> bits;
+  const BlockCtx c = blockCtx(p, key, bits, L.block);
   const int64_t nb = L.numBlocks();
-  std::vector<uint32_t> bits(sr ? static_cast<size_t>(L.block) : 0);
+  int64_t row = b0 / nb, b = b0 % nb;  // of item, advanced without dividing
   for (int64_t item = b0; item < b1; ++item) {
-    int64_t row = item / nb, b = item % nb;
-    int64_t start = row * L.axis + b * L.block;
-    int64_t len = std::min(L.block, L.axis - b * L.block);
-    const float* xp = x + start;
-    __m512i acc = _mm512_setzero_si512();
-    vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
-      acc = absMaxVec<decltype(full)::value>(acc, xp + j, m);
-    });
-    if (anyNonFinite(acc)) {
-      r.nonFinite += countNonFinite(xp, len);  // the call fails; values are not used
-      continue;
+    const int64_t start = row * L.axis + b * L.block;
+    const int64_t len = std::min(L.block, L.axis - b * L.block);
+    int16_t* ex = exps ? exps + item : nullptr;
+    const auto index = static_cast<uint64_t>(start);
+    if (len == 64) {
+      contigBlock<64>(x + start, out + start, len, ex, c, index, cnt, r);
+    } else {
+      contigBlock<0>(x + start, out + start, len, ex, c, index, cnt, r);
     }
-    int e = blockExponent(std::bit_cast<float>(_mm512_reduce_max_epu32(acc)));
-    if (exps) exps[item] = static_cast<int16_t>(e);
-    VScale vs = vscaleFor(e, p.bits);
-    if (sr) fillBitsAvx512(key, static_cast<uint64_t>(start), len, bits.data());
-    vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
-      quantVec<decltype(full)::value>(xp + j, out + start + j, m, vs, qmax, sr,
-                                      sr ? bits.data() + j : nullptr, cnt);
-    });
+    if (++b == nb) {
+      b = 0;
+      ++row;
+    }
   }
   cnt.addTo(r);
   return r;
@@ -484,8 +554,10 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
       continue;  // the call fails; values are not used
     }
     int16_t* ex = exps ? exps + (o * nb + b) * L.inner + i0 : nullptr;
+    bool one = true;
     vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
-      sc[j / 16] = vscaleFor(_mm512_load_si512(amax + j), p.bits);
+      sc[j / 16] = vscaleFor(_mm512_load_si512(amax + j), p.bits, m);
+      one = one && sc[j / 16].one;
       if (!ex) return;
       __m256i e16 = _mm512_cvtepi32_epi16(sc[j / 16].e);
       if constexpr (decltype(full)::value) {
@@ -494,21 +566,41 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
         _mm256_mask_storeu_epi16(ex + j, m, e16);
       }
     });
-    for (int64_t a = a0; a < a1; ++a) {
-      int64_t base = (o * L.axis + a) * L.inner + i0;
-      if (sr) fillBitsAvx512(key, static_cast<uint64_t>(base), w, bits);
-      vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
-        quantVec<decltype(full)::value>(x + base + j, out + base + j, m, sc[j / 16], qmax, sr,
-                                        sr ? bits + j : nullptr, cnt);
-      });
+    auto run = [&](auto kOne) {
+      for (int64_t a = a0; a < a1; ++a) {
+        int64_t base = (o * L.axis + a) * L.inner + i0;
+        if (sr) fillBitsAvx512(key, static_cast<uint64_t>(base), w, bits);
+        if (w == kTile) {
+#pragma GCC unroll 8
+          for (int k = 0; k < kTile / 16; ++k) {
+            quantVec<true, decltype(kOne)::value>(_mm512_loadu_ps(x + base + 16 * k),
+                                                  out + base + 16 * k, 0xffff, sc[k], qmax, sr,
+                                                  sr ? bits + 16 * k : nullptr, cnt);
+          }
+          continue;
+        }
+        vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
+          constexpr bool kFull = decltype(full)::value;
+          quantVec<kFull, decltype(kOne)::value>(loadVec<kFull>(x + base + j, m), out + base + j,
+                                                 m, sc[j / 16], qmax, sr,
+                                                 sr ? bits + j : nullptr, cnt);
+        });
+      }
+    };
+    if (one) {
+      run(std::true_type{});
+    } else {
+      run(std::false_type{});
     }
   }
   cnt.addTo(r);
   return r;
 }
 
-HbfpPass gatheredAvx512(const float* x, float* out, const HbfpGatherLayout& L, const HbfpParams& p,
-                        const StochasticKey& key, int64_t b0, int64_t b1) {
+/// Gathered layout whose blocks may span runs (segment not a multiple of block): each block's
+/// runs in turn.
+HbfpPass gatheredRunsAvx512(const float* x, float* out, const HbfpGatherLayout& L,
+                            const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
   VCounters cnt;
   HbfpPass r;
   const bool sr = p.rounding == Rounding::Stochastic;
@@ -535,10 +627,48 @@ HbfpPass gatheredAvx512(const float* x, float* out, const HbfpGatherLayout& L, c
     forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t k) {
       const uint32_t* rb = sr ? bits.data() + (k - k0) : nullptr;
       vectorLoop(n, [&](int64_t j, auto full, __mmask16 m) {
-        quantVec<decltype(full)::value>(x + off + j, out + off + j, m, vs, qmax, sr,
-                                        sr ? rb + j : nullptr, cnt);
+        constexpr bool kFull = decltype(full)::value;
+        quantVec<kFull, false>(loadVec<kFull>(x + off + j, m), out + off + j, m, vs, qmax, sr,
+                               sr ? rb + j : nullptr, cnt);
       });
     });
+  }
+  cnt.addTo(r);
+  return r;
+}
+
+HbfpPass gatheredAvx512(const float* x, float* out, const HbfpGatherLayout& L, const HbfpParams& p,
+                        const StochasticKey& key, int64_t b0, int64_t b1) {
+  if (L.segment % L.block != 0) return gatheredRunsAvx512(x, out, L, p, key, b0, b1);
+  // Every block is whole (the line length is a multiple of the block too) and lies inside one
+  // run: contiguous, like the blocks of the last-axis layout.
+  VCounters cnt;
+  HbfpPass r;
+  std::vector<uint32_t> bits;
+  const BlockCtx c = blockCtx(p, key, bits, L.block);
+  const int64_t nb = L.numBlocks(), len = L.length();
+  // Line, index and its segment and offset within the segment of item's first element,
+  // advanced without dividing.
+  int64_t row = b0 / nb, k0 = (b0 % nb) * L.block;
+  int64_t s = k0 / L.segment, t = k0 - s * L.segment;
+  for (int64_t item = b0; item < b1; ++item) {
+    const int64_t off = row * L.rowStride + s * L.segmentStride + t;
+    const auto index = static_cast<uint64_t>(row * len + k0);
+    if (L.block == 64) {
+      contigBlock<64>(x + off, out + off, 64, nullptr, c, index, cnt, r);
+    } else {
+      contigBlock<0>(x + off, out + off, L.block, nullptr, c, index, cnt, r);
+    }
+    k0 += L.block;
+    t += L.block;
+    if (t == L.segment) {
+      t = 0;
+      ++s;
+    }
+    if (k0 == len) {
+      k0 = s = t = 0;
+      ++row;
+    }
   }
   cnt.addTo(r);
   return r;
