@@ -353,7 +353,8 @@ inline __m512 loadVec(const float* p, __mmask16 m) {
 /// the tail load as 0.
 template <bool kFull>
 inline __m512i absMaxVec(__m512i acc, const float* xp, __mmask16 m) {
-  __m512i a = _mm512_and_si512(_mm512_castps_si512(loadVec<kFull>(xp, m)), _mm512_set1_epi32(0x7fffffff));
+  __m512i a =
+      _mm512_and_si512(_mm512_castps_si512(loadVec<kFull>(xp, m)), _mm512_set1_epi32(0x7fffffff));
   return _mm512_max_epu32(acc, a);
 }
 
@@ -370,8 +371,9 @@ int64_t countNonFinite(const float* x, int64_t n) {
 /// One vector of elements v: quantize with per-lane scales (one factor each way when kOne),
 /// store values or mantissas.
 template <bool kFull, bool kOne, class Out>
-[[gnu::always_inline]] inline void quantVec(__m512 v, Out* op, __mmask16 m, const VScale& sc, __m512 qmax, bool sr,
-                     const uint32_t* rbits, VCounters& cnt) {
+[[gnu::always_inline]] inline void quantVec(__m512 v, Out* op, __mmask16 m, const VScale& sc,
+                                            __m512 qmax, bool sr, const uint32_t* rbits,
+                                            VCounters& cnt) {
   __m512 y = kOne ? _mm512_mul_ps(v, sc.f) : _mm512_mul_ps(_mm512_mul_ps(v, sc.f1), sc.f2);
   __m512 r;
   if (sr) {
@@ -448,8 +450,9 @@ struct BlockCtx {
 /// (to *ex when given) and its values to op; `index` is the flat index of its first element
 /// (stochastic bits). A block holding a non-finite value is only counted.
 template <int64_t kLen, class Out>
-[[gnu::always_inline]] inline void contigBlock(const float* xp, Out* op, int64_t n, int16_t* ex, const BlockCtx& c,
-                        uint64_t index, VCounters& cnt, HbfpPass& r) {
+[[gnu::always_inline]] inline void contigBlock(const float* xp, Out* op, int64_t n, int16_t* ex,
+                                               const BlockCtx& c, uint64_t index, VCounters& cnt,
+                                               HbfpPass& r) {
   const int64_t len = kLen ? kLen : n;
   __m512i acc = _mm512_setzero_si512();
   vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
@@ -467,8 +470,8 @@ template <int64_t kLen, class Out>
   auto run = [&](auto one) {
     vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
       constexpr bool kFull = decltype(full)::value;
-      quantVec<kFull, decltype(one)::value>(loadVec<kFull>(xp + j, m), op + j, m, vs, c.qmax,
-                                            c.sr, c.sr ? c.rbits + j : nullptr, cnt);
+      quantVec<kFull, decltype(one)::value>(loadVec<kFull>(xp + j, m), op + j, m, vs, c.qmax, c.sr,
+                                            c.sr ? c.rbits + j : nullptr, cnt);
     });
   };
   if (vs.one) {
@@ -543,14 +546,16 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
       for (int64_t a = a0; a < a1; ++a) {
         const float* row = x + (o * L.axis + a) * L.inner + i0;
         vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
-          _mm512_store_si512(amax + j, absMaxVec<decltype(full)::value>(_mm512_load_si512(amax + j), row + j, m));
+          _mm512_store_si512(
+              amax + j, absMaxVec<decltype(full)::value>(_mm512_load_si512(amax + j), row + j, m));
         });
       }
     }
     bool bad = false;
     for (int64_t j = 0; j < w; j += 16) bad = bad || anyNonFinite(_mm512_load_si512(amax + j));
     if (bad) {
-      for (int64_t a = a0; a < a1; ++a) r.nonFinite += countNonFinite(x + (o * L.axis + a) * L.inner + i0, w);
+      for (int64_t a = a0; a < a1; ++a)
+        r.nonFinite += countNonFinite(x + (o * L.axis + a) * L.inner + i0, w);
       continue;  // the call fails; values are not used
     }
     int16_t* ex = exps ? exps + (o * nb + b) * L.inner + i0 : nullptr;
@@ -581,9 +586,9 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
         }
         vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
           constexpr bool kFull = decltype(full)::value;
-          quantVec<kFull, decltype(kOne)::value>(loadVec<kFull>(x + base + j, m), out + base + j,
-                                                 m, sc[j / 16], qmax, sr,
-                                                 sr ? bits + j : nullptr, cnt);
+          quantVec<kFull, decltype(kOne)::value>(loadVec<kFull>(x + base + j, m), out + base + j, m,
+                                                 sc[j / 16], qmax, sr, sr ? bits + j : nullptr,
+                                                 cnt);
         });
       }
     };
@@ -617,12 +622,12 @@ HbfpPass gatheredRunsAvx512(const float* x, float* out, const HbfpGatherLayout& 
       });
     });
     if (anyNonFinite(acc)) {  // the call fails; values are not used
-      forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t) {
-        r.nonFinite += countNonFinite(x + off, n);
-      });
+      forRuns(L, base, k0, k1,
+              [&](int64_t off, int64_t n, int64_t) { r.nonFinite += countNonFinite(x + off, n); });
       continue;
     }
-    VScale vs = vscaleFor(blockExponent(std::bit_cast<float>(_mm512_reduce_max_epu32(acc))), p.bits);
+    VScale vs =
+        vscaleFor(blockExponent(std::bit_cast<float>(_mm512_reduce_max_epu32(acc))), p.bits);
     if (sr) fillBitsAvx512(key, static_cast<uint64_t>(row * len + k0), k1 - k0, bits.data());
     forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t k) {
       const uint32_t* rb = sr ? bits.data() + (k - k0) : nullptr;
@@ -692,19 +697,25 @@ HbfpPass hbfpQuantize(const float* x, Out* out, int16_t* exps, const HbfpLayout&
   if (L.inner == 1) {
     const int64_t items = L.outer * nb;
     const int64_t chunk = std::max<int64_t>(1, kKernelChunk / L.block);
-    return reduceChunks(items, chunk, HbfpPass{}, [&](int64_t b0, int64_t b1) {
-      return avx ? rowsAvx512(x, out, exps, L, p, key, b0, b1)
-                 : rowsScalar(x, out, exps, L, p, key, b0, b1);
-    }, combine);
+    return reduceChunks(
+        items, chunk, HbfpPass{},
+        [&](int64_t b0, int64_t b1) {
+          return avx ? rowsAvx512(x, out, exps, L, p, key, b0, b1)
+                     : rowsScalar(x, out, exps, L, p, key, b0, b1);
+        },
+        combine);
   }
   const int64_t nt = (L.inner + kTile - 1) / kTile;
   const int64_t items = L.outer * nb * nt;
   const int64_t perItem = L.block * std::min(kTile, L.inner);
   const int64_t chunk = std::max<int64_t>(1, kKernelChunk / perItem);
-  return reduceChunks(items, chunk, HbfpPass{}, [&](int64_t b0, int64_t b1) {
-    return avx ? stridedAvx512(x, out, exps, L, p, key, b0, b1)
-               : stridedScalar(x, out, exps, L, p, key, b0, b1);
-  }, combine);
+  return reduceChunks(
+      items, chunk, HbfpPass{},
+      [&](int64_t b0, int64_t b1) {
+        return avx ? stridedAvx512(x, out, exps, L, p, key, b0, b1)
+                   : stridedScalar(x, out, exps, L, p, key, b0, b1);
+      },
+      combine);
 }
 
 HbfpPass hbfpQuantizeGathered(const float* x, float* out, const HbfpGatherLayout& L,
@@ -719,10 +730,13 @@ HbfpPass hbfpQuantizeGathered(const float* x, float* out, const HbfpGatherLayout
   const bool avx = isa == KernelIsa::Avx512;
   const int64_t items = L.rows * L.numBlocks();
   const int64_t chunk = std::max<int64_t>(1, kKernelChunk / L.block);
-  return reduceChunks(items, chunk, HbfpPass{}, [&](int64_t b0, int64_t b1) {
-    return avx ? gatheredAvx512(x, out, L, p, key, b0, b1)
-               : gatheredScalar(x, out, L, p, key, b0, b1);
-  }, combine);
+  return reduceChunks(
+      items, chunk, HbfpPass{},
+      [&](int64_t b0, int64_t b1) {
+        return avx ? gatheredAvx512(x, out, L, p, key, b0, b1)
+                   : gatheredScalar(x, out, L, p, key, b0, b1);
+      },
+      combine);
 }
 
 template HbfpPass hbfpQuantize<float>(const float*, float*, int16_t*, const HbfpLayout&,
