@@ -348,6 +348,31 @@ TEST_CASE("Bf16Gemm: toBf16Exact keeps exactly representable normal values and r
     CHECK(ops::detail::bf16ProductsNormal(a, b));   // 2^-126
     CHECK_FALSE(ops::detail::bf16ProductsNormal(a, c));  // 2^-127
   }
+  SUBCASE("long tensors: every position (vectorised body and tail) is converted and checked") {
+    // 1000 values: 31 steps of 32 plus a tail of 8 in the AVX-512 kernel.
+    std::vector<float> v(1000);
+    for (size_t i = 0; i < v.size(); ++i) {
+      const float m = 1.0f + static_cast<float>(i % 128) * 0x1p-7f;  // 8 significant bits
+      v[i] = std::ldexp(m, static_cast<int>(i % 40) - 20);
+    }
+    v[5] = 0.0f;
+    v[700] = -0x1p-100f;  // the smallest magnitude, in the body
+    auto r = toBf16Exact(Tensor::fromVector(v, {1000}));
+    REQUIRE(r.exact());
+    std::vector<uint16_t> got = r.bits.toVector<uint16_t>();
+    for (size_t i = 0; i < v.size(); ++i) CHECK(got[i] == bits(v[i]) >> 16);
+    CHECK(r.minExponent == 27);  // 2^-100
+    for (size_t at : {size_t{33}, size_t{517}, size_t{995}}) {
+      CAPTURE(at);
+      std::vector<float> w = v;
+      w[at] = 1.0f + 0x1p-8f;  // a ninth significant bit
+      CHECK_FALSE(toBf16Exact(Tensor::fromVector(w, {1000})).exact());
+      w[at] = -0x1p-127f;  // a subnormal bf16 holds
+      auto s = toBf16Exact(Tensor::fromVector(w, {1000}));
+      CHECK_FALSE(s.exact());
+      CHECK(s.minExponent == 0);
+    }
+  }
   SUBCASE("round trip and mixed operands") {
     Rng rng(3);
     Tensor x = formats::parse("e4m3")->quantize(Tensor::randn({7, 5}, rng), {});
