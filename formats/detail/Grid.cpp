@@ -483,23 +483,64 @@ MANTISSA_AVX512 void encodeAvx512Range(const float* q, uint8_t* codes, int64_t b
   }
 }
 
-MANTISSA_AVX512 void decodeAvx512Range(const uint8_t* codes, float* out, int64_t b, int64_t e,
-                                       const float* table) {
-  for (int64_t i = b; i < e; i += 16) {
-    __mmask16 valid = e - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (e - i)) - 1u);
-    __m128i c8 = valid == 0xFFFF ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + i))
-                                 : _mm_maskz_loadu_epi8(valid, codes + i);
-    __m512 v = _mm512_i32gather_ps(_mm512_cvtepu8_epi32(c8), table, 4);
-    if (valid == 0xFFFF) {
-      _mm512_storeu_ps(out + i, v);
+/// Words table[idx] of a 256-entry table held in eight registers: vpermt2w looks up 64 entries by
+/// the low 6 bits, bits 6 (m6) and 7 (m7) pick among the four results.
+MANTISSA_AVX512 inline __m512i lookupWords256(const __m512i* t, __m512i idx, __mmask32 m6,
+                                              __mmask32 m7) {
+  __m512i r0 = _mm512_permutex2var_epi16(t[0], idx, t[1]);
+  __m512i r1 = _mm512_permutex2var_epi16(t[2], idx, t[3]);
+  __m512i r2 = _mm512_permutex2var_epi16(t[4], idx, t[5]);
+  __m512i r3 = _mm512_permutex2var_epi16(t[6], idx, t[7]);
+  return _mm512_mask_blend_epi16(m7, _mm512_mask_blend_epi16(m6, r0, r1),
+                                 _mm512_mask_blend_epi16(m6, r2, r3));
+}
+
+// 32 codes at a time through a 256-entry table of 32-bit patterns split into its high and low
+// 16-bit halves, each held in eight registers and looked up like decodeBf16Avx512Range below;
+// two word permutes then interleave the halves into 32 floats. Gathers from the table are
+// slower on this CPU kind than the scalar loop.
+MANTISSA_AVX512 void decodeTableAvx512Range(const uint8_t* codes, float* out, int64_t b, int64_t e,
+                                            const uint32_t* table) {
+  alignas(64) uint16_t hiTab[256], loTab[256];
+  for (int c = 0; c < 256; ++c) {
+    hiTab[c] = static_cast<uint16_t>(table[c] >> 16);
+    loTab[c] = static_cast<uint16_t>(table[c]);
+  }
+  __m512i th[8], tl[8];
+  for (int k = 0; k < 8; ++k) {
+    th[k] = _mm512_load_si512(hiTab + 32 * k);
+    tl[k] = _mm512_load_si512(loTab + 32 * k);
+  }
+  alignas(64) uint16_t il[32], ih[32];  // word indices interleaving lo (0..31) and hi (32..63)
+  for (int j = 0; j < 16; ++j) {
+    il[2 * j] = static_cast<uint16_t>(j);
+    il[2 * j + 1] = static_cast<uint16_t>(32 + j);
+    ih[2 * j] = static_cast<uint16_t>(16 + j);
+    ih[2 * j + 1] = static_cast<uint16_t>(48 + j);
+  }
+  const __m512i interLo = _mm512_load_si512(il), interHi = _mm512_load_si512(ih);
+  const __m512i bit6 = _mm512_set1_epi16(64), bit7 = _mm512_set1_epi16(128);
+  for (int64_t i = b; i < e; i += 32) {
+    const int64_t left = e - i;
+    __mmask32 valid = left >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1ull << left) - 1u);
+    __m256i c8 = left >= 32 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i))
+                            : _mm256_maskz_loadu_epi8(valid, codes + i);
+    __m512i idx = _mm512_cvtepu8_epi16(c8);
+    __mmask32 m6 = _mm512_test_epi16_mask(idx, bit6), m7 = _mm512_test_epi16_mask(idx, bit7);
+    __m512i lo = lookupWords256(tl, idx, m6, m7), hi = lookupWords256(th, idx, m6, m7);
+    __m512i v0 = _mm512_permutex2var_epi16(lo, interLo, hi);  // elements 0..15
+    __m512i v1 = _mm512_permutex2var_epi16(lo, interHi, hi);  // elements 16..31
+    if (left >= 32) {
+      _mm512_storeu_si512(out + i, v0);
+      _mm512_storeu_si512(out + i + 16, v1);
     } else {
-      _mm512_mask_storeu_ps(out + i, valid, v);
+      _mm512_mask_storeu_epi32(out + i, static_cast<__mmask16>(valid), v0);
+      _mm512_mask_storeu_epi32(out + i + 16, static_cast<__mmask16>(valid >> 16), v1);
     }
   }
 }
 
-// 32 codes at a time through a 256-entry table of 16-bit patterns held in eight registers:
-// vpermt2w looks up 64 entries by the low 6 bits, bits 6 and 7 pick among the four results
+// 32 codes at a time through a 256-entry table of 16-bit patterns held in eight registers
 // (shuffles instead of gathers, which are slow on some AVX-512 cores).
 MANTISSA_AVX512 void decodeBf16Avx512Range(const uint8_t* codes, uint16_t* out, int64_t b,
                                            int64_t e, const uint16_t* table) {
@@ -512,13 +553,8 @@ MANTISSA_AVX512 void decodeBf16Avx512Range(const uint8_t* codes, uint16_t* out, 
                      ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + i))
                      : _mm256_maskz_loadu_epi8(valid, codes + i);
     __m512i idx = _mm512_cvtepu8_epi16(c8);
-    __m512i r0 = _mm512_permutex2var_epi16(t[0], idx, t[1]);
-    __m512i r1 = _mm512_permutex2var_epi16(t[2], idx, t[3]);
-    __m512i r2 = _mm512_permutex2var_epi16(t[4], idx, t[5]);
-    __m512i r3 = _mm512_permutex2var_epi16(t[6], idx, t[7]);
     __mmask32 m6 = _mm512_test_epi16_mask(idx, bit6), m7 = _mm512_test_epi16_mask(idx, bit7);
-    __m512i v = _mm512_mask_blend_epi16(m7, _mm512_mask_blend_epi16(m6, r0, r1),
-                                        _mm512_mask_blend_epi16(m6, r2, r3));
+    __m512i v = lookupWords256(t, idx, m6, m7);
     if (valid == 0xFFFFFFFFu) {
       _mm512_storeu_si512(out + i, v);
     } else {
@@ -543,16 +579,22 @@ void encodeMiniFloat(const float* q, uint8_t* codes, int64_t n, const MiniFloat&
   });
 }
 
-void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloat& l, bool avx512) {
-  const std::array<float, 256> table = l.decodeTable();
+void decodeTable(const uint8_t* codes, float* out, int64_t n, const std::array<float, 256>& table,
+                 bool avx512) {
+  alignas(64) std::array<uint32_t, 256> bits;
+  for (size_t c = 0; c < 256; ++c) bits[c] = floatToBits(table[c]);
   const bool vec = avx512 && cpuHasAvx512();
   parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
     if (vec) {
-      decodeAvx512Range(codes, out, b, e, table.data());
+      decodeTableAvx512Range(codes, out, b, e, bits.data());
     } else {
       for (int64_t i = b; i < e; ++i) out[i] = table[codes[i]];
     }
   });
+}
+
+void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloat& l, bool avx512) {
+  decodeTable(codes, out, n, l.decodeTable(), avx512);
 }
 
 void decodeMiniFloatBf16(const uint8_t* codes, uint16_t* out, int64_t n, const MiniFloat& l,

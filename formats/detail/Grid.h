@@ -86,7 +86,11 @@ inline constexpr MiniFloat kE5M2{1, 5, 2, 15, Specials::Ieee};
 /// give the same codes.
 void encodeMiniFloat(const float* q, uint8_t* codes, int64_t n, const MiniFloat& layout,
                      bool avx512 = true);
-/// Table lookup: codes → values (AVX-512 gathers from the same table when allowed).
+/// Table lookup of 8-bit codes: out[i] = table[codes[i]], bit for bit (NaN payloads included).
+/// AVX-512 word permutes when the CPU has it and `avx512`.
+void decodeTable(const uint8_t* codes, float* out, int64_t n, const std::array<float, 256>& table,
+                 bool avx512 = true);
+/// Codes → values: decodeTable with layout.decodeTable().
 void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloat& layout,
                      bool avx512 = true);
 /// Codes → the high 16 bits of their values (bfloat16 patterns; exact for the codes whose
