@@ -5,12 +5,14 @@
 // round to zero (counted as flushed). NaN stays NaN and ±Inf stays ±Inf (A.5: E5M2 has both).
 #include "formats/S2fp8.h"
 
+#include <array>
 #include <cmath>
 #include <sstream>
 
 #include "core/Error.h"
 #include "core/parallel/ParallelFor.h"
 #include "formats/detail/Factories.h"
+#include "formats/detail/Grid.h"
 #include "formats/detail/S2fp8Kernels.h"
 
 namespace mantissa::formats {
@@ -130,12 +132,12 @@ Tensor S2fp8::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* s
   S2fp8Params p = paramsFromScan(scan);
   detail::S2fp8Tables t = detail::s2fp8Tables(p.alpha, p.beta);
   Tensor out = Tensor::uninitialized(x.shape());
-  int64_t flushed = detail::s2fp8Map(xc.data<float>(), out.data<float>(), nullptr, xc.numel(), t,
+  int64_t nonZero = detail::s2fp8Map(xc.data<float>(), out.data<float>(), nullptr, xc.numel(), t,
                                      isa, scan.nonFinite > 0);
   if (st) st->record(p);
   if (args.stats) {
     args.stats->count += xc.numel();
-    args.stats->flushed += flushed;
+    args.stats->flushed += detail::s2fp8Flushed(scan, nonZero);
     args.stats->nonFinite += scan.nonFinite;
   }
   return out;
@@ -165,14 +167,14 @@ Encoded S2fp8::encodeInto(const Tensor& x, const QuantizeArgs& args, FormatState
   e.codes = Tensor::uninitialized(x.shape(), DType::U8);
   // Codes and values in the same pass: the map writes both bit for bit as decode would.
   if (values) *values = Tensor::uninitialized(x.shape());
-  int64_t flushed =
+  int64_t nonZero =
       detail::s2fp8Map(xc.data<float>(), values ? values->data<float>() : nullptr,
                        e.codes.data<uint8_t>(), xc.numel(), t, isa, scan.nonFinite > 0);
   e.scalars = {p.alpha, p.beta};
   if (st) st->record(p);
   if (args.stats) {
     args.stats->count += xc.numel();
-    args.stats->flushed += flushed;
+    args.stats->flushed += detail::s2fp8Flushed(scan, nonZero);
     args.stats->nonFinite += scan.nonFinite;
   }
   return e;
@@ -190,7 +192,7 @@ Tensor S2fp8::decode(const Encoded& e) const {
                  "s2fp8 decode: invalid alpha ", e.scalars[0], " / beta ", e.scalars[1]);
   detail::S2fp8Tables t = detail::s2fp8Tables(alpha, beta);
   // All 256 codes: sign bit, then magnitude code; 0x7C = Inf, 0x7D..0x7F = NaN.
-  float table[256];
+  std::array<float, 256> table;
   for (int c = 0; c < 256; ++c) {
     int mag = c & 0x7f;
     float v = mag < detail::kE5M2FiniteCodes ? t.values[mag] : mag == 0x7c ? INFINITY : NAN;
@@ -198,11 +200,7 @@ Tensor S2fp8::decode(const Encoded& e) const {
   }
   Tensor codes = e.codes.contiguous();
   Tensor out = Tensor::uninitialized(e.shape);
-  const uint8_t* cp = codes.data<uint8_t>();
-  float* op = out.data<float>();
-  parallelFor(0, codes.numel(), 1 << 16, [&](int64_t b, int64_t e2) {
-    for (int64_t i = b; i < e2; ++i) op[i] = table[cp[i]];
-  });
+  detail::decodeTable(codes.data<uint8_t>(), out.data<float>(), codes.numel(), table);
   return out;
 }
 

@@ -1,9 +1,13 @@
 // S2FP8 kernels (Cambier et al., ICLR 2020; FORMATS.md §4, §10.5; docs/formats.md "S2FP8").
 //
-// Statistics: log2|x| = e + f with the exponent e exact and f = log2 m, m in [0.75, 1.5) (the
-// vgetmantps interval), from the atanh series ln m = 2 (s + s^3/3 + ... + s^9/9),
-// s = (m-1)/(m+1) in [-1/7, 1/5] (truncation error < 6e-9; float rounding dominates, the tested
-// max error is ~7e-8). Sums are integers, so the mean does not depend on thread count or ISA.
+// Statistics: sum log2|x| = sum e + log2(prod m) with |x| = m 2^e, m in [1, 2) (vgetexpps and
+// vgetmantps, both exact, subnormals included). Exponents are summed exactly; the mantissas are
+// multiplied in double, element i of a chunk into lane i % 16, and each lane's product is kept
+// in [1, 2^512) by moving its exponent into the exponent sum (exact: scaling by a power of two
+// does not change the rounding of later products). Only the 16 lane products go through log2
+// (libm, in double). The result is exact up to 2^-53 per product (~1e-12 in log2 per lane), so
+// the mean is far more accurate than one FP32 log2 per element, and it is bit for bit the same
+// on every ISA and thread count: the same products in the same order, chunks combined in order.
 //
 // Payload: the E5M2 code of RNE(2^beta |x|^alpha) is found without evaluating the map per
 // element. The map is increasing in |x|, so "rounds to code >= k" is |x| >= T_k where T_k is the
@@ -22,6 +26,7 @@
 #pragma GCC diagnostic pop
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cfloat>
 #include <cmath>
@@ -32,37 +37,35 @@ namespace mantissa::formats::detail {
 
 namespace {
 
-constexpr uint32_t kOneAndHalfBits = 0x3fc00000u;  // 1.5f
-constexpr float kTwoOverLn2 = 2.88539008177792681f;
-constexpr float kC3 = 1.0f / 3, kC5 = 1.0f / 5, kC7 = 1.0f / 7, kC9 = 1.0f / 9;
+constexpr int kLanes = 16;
+/// Vectors (of kLanes elements) between two renormalisations of the lane products: each factor
+/// is below 2, so a product stays below 2^512.
+constexpr int kRenormEvery = 512;
 
-struct LogParts {
-  int32_t e;
-  float f;
-};
+/// |x| = m 2^e with m in [1, 2), exactly (subnormals normalised), for finite x != 0: what
+/// vgetmantps (interval [1, 2)) and vgetexpps give.
+inline void splitMantissa(float a, float& m, int& e) {
+  int fe;
+  float fm = std::frexp(a, &fe);  // [0.5, 1)
+  m = fm * 2.0f;
+  e = fe - 1;
+}
 
-/// The scalar form of the vector code below, operation for operation.
-LogParts logParts(float a) {
-  int32_t adj = 0;
-  if (a < 0x1p-126f) {  // fp32 subnormal: normalise (exact)
-    a *= 0x1p23f;
-    adj = -23;
+/// Moves each lane product's exponent into `exps`, leaving the product in [1, 2).
+inline void renormalise(double* prod, int64_t& exps) {
+  for (int l = 0; l < kLanes; ++l) {
+    int e;
+    double m = std::frexp(prod[l], &e);
+    prod[l] = m * 2.0;
+    exps += e - 1;
   }
-  uint32_t b = std::bit_cast<uint32_t>(a);
-  int32_t e = static_cast<int32_t>(b >> 23) - 127 + adj;
-  uint32_t mb = (b & 0x7fffffu) | 0x3f800000u;
-  if (mb >= kOneAndHalfBits) {
-    mb -= 0x00800000u;  // m / 2, so m is in [0.75, 1.5) as vgetmantps gives it
-    e += 1;
-  }
-  float m = std::bit_cast<float>(mb);
-  float s = (m - 1.0f) / (m + 1.0f);
-  float z = s * s;
-  float p = std::fma(z, kC9, kC7);
-  p = std::fma(p, z, kC5);
-  p = std::fma(p, z, kC3);
-  p = std::fma(p, z, 1.0f);
-  return {e, (s * kTwoOverLn2) * p};
+}
+
+/// The scan's result from its per-lane parts (shared by both ISAs, so they agree bit for bit).
+void finishScan(S2fp8Scan& r, double* prod) {
+  renormalise(prod, r.sumExponent);
+  r.sumLog2Mantissa = 0.0;
+  for (int l = 0; l < kLanes; ++l) r.sumLog2Mantissa += std::log2(prod[l]);
 }
 
 S2fp8Scan combine(const S2fp8Scan& a, const S2fp8Scan& b) {
@@ -70,7 +73,7 @@ S2fp8Scan combine(const S2fp8Scan& a, const S2fp8Scan& b) {
   r.count = a.count + b.count;
   r.nonFinite = a.nonFinite + b.nonFinite;
   r.sumExponent = a.sumExponent + b.sumExponent;
-  r.sumFraction = a.sumFraction + b.sumFraction;
+  r.sumLog2Mantissa = a.sumLog2Mantissa + b.sumLog2Mantissa;
   r.minAbs = std::min(a.minAbs, b.minAbs);
   r.maxAbs = std::max(a.maxAbs, b.maxAbs);
   return r;
@@ -78,27 +81,32 @@ S2fp8Scan combine(const S2fp8Scan& a, const S2fp8Scan& b) {
 
 S2fp8Scan scanScalar(const float* x, int64_t n) {
   S2fp8Scan r;
+  double prod[kLanes];
+  std::fill(prod, prod + kLanes, 1.0);
   for (int64_t i = 0; i < n; ++i) {
     float a = std::fabs(x[i]);
     if (!(a <= FLT_MAX)) {
       r.nonFinite += 1;
-      continue;
+    } else if (a != 0.0f) {
+      r.count += 1;
+      r.minAbs = std::min(r.minAbs, a);
+      r.maxAbs = std::max(r.maxAbs, a);
+      float m;
+      int e;
+      splitMantissa(a, m, e);
+      r.sumExponent += e;
+      prod[i % kLanes] *= static_cast<double>(m);
     }
-    if (a == 0.0f) continue;
-    r.count += 1;
-    r.minAbs = std::min(r.minAbs, a);
-    r.maxAbs = std::max(r.maxAbs, a);
-    LogParts lp = logParts(a);
-    r.sumExponent += lp.e;
-    r.sumFraction += static_cast<int32_t>(std::nearbyint(lp.f * 0x1p24f));
+    if ((i + 1) % (int64_t{kLanes} * kRenormEvery) == 0) renormalise(prod, r.sumExponent);
   }
+  finishScan(r, prod);
   return r;
 }
 
 constexpr uint32_t kQuietNan = 0x7fc00000u;
 
 int64_t mapScalar(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t) {
-  int64_t flushed = 0;
+  int64_t nonZero = 0;
   for (int64_t i = 0; i < n; ++i) {
     uint32_t u = std::bit_cast<uint32_t>(x[i]);
     uint32_t sign = u & 0x80000000u;
@@ -107,17 +115,18 @@ int64_t mapScalar(const float* x, float* out, uint8_t* codes, int64_t n, const S
       bool nan = a != a;
       if (out) out[i] = std::bit_cast<float>(sign | (nan ? kQuietNan : 0x7f800000u));
       if (codes) codes[i] = static_cast<uint8_t>((sign >> 24) | (nan ? 0x7f : 0x7c));
+      nonZero += 1;
       continue;
     }
     // Branchless binary search over the 128-entry table (entries 124..127 are +Inf): the
     // same c = max{k : a >= T[k]} as the vector path.
     int c = 0;
     for (int step = 64; step > 0; step >>= 1) c += a >= t.thresholds[c + step] ? step : 0;
-    if (c == 0 && a != 0.0f) flushed += 1;
+    nonZero += c != 0;
     if (out) out[i] = std::bit_cast<float>(sign | std::bit_cast<uint32_t>(t.values[c]));
     if (codes) codes[i] = static_cast<uint8_t>((sign >> 24) | static_cast<uint32_t>(c));
   }
-  return flushed;
+  return nonZero;
 }
 
 #pragma GCC push_options
@@ -137,9 +146,11 @@ inline __m512i countLanes(__m512i c, __mmask16 k) {
   return _mm512_mask_sub_epi32(c, k, c, _mm512_set1_epi32(-1));
 }
 
-inline __m512i widenAdd(__m512i acc64, __m512i v32, int half) {
-  __m256i h = half == 0 ? _mm512_castsi512_si256(v32) : _mm512_extracti64x4_epi64(v32, 1);
-  return _mm512_add_epi64(acc64, _mm512_cvtepi32_epi64(h));
+/// Lane products of scanScalar times 2^exps, in two vectors of 8 doubles (lanes 0-7, 8-15).
+inline void renormaliseAvx512(__m512d& p0, __m512d& p1, __m512d& exps) {
+  exps = _mm512_add_pd(exps, _mm512_add_pd(_mm512_getexp_pd(p0), _mm512_getexp_pd(p1)));
+  p0 = _mm512_getmant_pd(p0, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+  p1 = _mm512_getmant_pd(p1, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
 }
 
 S2fp8Scan scanAvx512(const float* x, int64_t n) {
@@ -147,9 +158,12 @@ S2fp8Scan scanAvx512(const float* x, int64_t n) {
   const __m512 fmax = _mm512_set1_ps(FLT_MAX), zero = _mm512_setzero_ps();
   const __m512 one = _mm512_set1_ps(1.0f);
   __m512 vmin = _mm512_set1_ps(INFINITY), vmax = zero;
-  __m512i count = _mm512_setzero_si512(), bad = count, sumE = count, sumF = count;
-  __m512i sumF0 = count, sumF1 = count;
-  int pending = 0;  // vectors summed in sumF since it was last widened (|f 2^24| < 2^23)
+  // Exponents (|e| <= 149) summed in float lanes: exact while a lane holds fewer than 2^24 / 149
+  // elements, which a kernel chunk guarantees (kKernelChunk / 16 = 4096).
+  __m512 sumE = zero;
+  __m512i count = _mm512_setzero_si512(), bad = count;
+  __m512d p0 = _mm512_set1_pd(1.0), p1 = p0, pexp = _mm512_setzero_pd();
+  int pending = 0;
   vectorLoop(n, [&](int64_t i, auto full, __mmask16 m) {
     __m512 v = decltype(full)::value ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m, x + i);
     __m512 a = _mm512_and_ps(v, absMask);
@@ -159,37 +173,28 @@ S2fp8Scan scanAvx512(const float* x, int64_t n) {
     count = countLanes(count, nz);
     vmin = _mm512_mask_min_ps(vmin, nz, vmin, a);
     vmax = _mm512_mask_max_ps(vmax, nz, vmax, a);
-    // Same result as logParts(): vgetmantps/vgetexpps normalise subnormals exactly; the
-    // mantissa in [0.75, 1.5) belongs to exponent getexp + 1 when it is below 1.
-    __m512 mm = _mm512_getmant_ps(a, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_zero);
-    __m512i e = _mm512_cvtps_epi32(_mm512_getexp_ps(a));
-    e = _mm512_mask_add_epi32(e, _mm512_cmp_ps_mask(mm, one, _CMP_LT_OQ), e, _mm512_set1_epi32(1));
-    __m512 s = _mm512_div_ps(_mm512_sub_ps(mm, one), _mm512_add_ps(mm, one));
-    __m512 z = _mm512_mul_ps(s, s);
-    __m512 p = _mm512_fmadd_ps(z, _mm512_set1_ps(kC9), _mm512_set1_ps(kC7));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(kC5));
-    p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(kC3));
-    p = _mm512_fmadd_ps(p, z, one);
-    __m512 f = _mm512_mul_ps(_mm512_mul_ps(s, _mm512_set1_ps(kTwoOverLn2)), p);
-    __m512i fq = _mm512_cvt_roundps_epi32(_mm512_mul_ps(f, _mm512_set1_ps(0x1p24f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    sumE = _mm512_mask_add_epi32(sumE, nz, sumE, e);
-    sumF = _mm512_mask_add_epi32(sumF, nz, sumF, fq);
-    if (++pending == 128) {
-      sumF0 = widenAdd(sumF0, sumF, 0);
-      sumF1 = widenAdd(sumF1, sumF, 1);
-      sumF = _mm512_setzero_si512();
+    sumE = _mm512_mask_add_ps(sumE, nz, sumE, _mm512_getexp_ps(a));
+    // Lanes that do not count multiply by 1.
+    __m512 mm = _mm512_mask_getmant_ps(one, nz, a, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+    p0 = _mm512_mul_pd(p0, _mm512_cvtps_pd(_mm512_castps512_ps256(mm)));
+    p1 = _mm512_mul_pd(p1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(mm), 1))));
+    if (++pending == kRenormEvery) {
+      renormaliseAvx512(p0, p1, pexp);
       pending = 0;
     }
   });
-  sumF0 = widenAdd(sumF0, sumF, 0);
-  sumF1 = widenAdd(sumF1, sumF, 1);
   S2fp8Scan r;
   r.count = _mm512_reduce_add_epi32(count);
   r.nonFinite = _mm512_reduce_add_epi32(bad);
-  // Per-lane exponent sums stay below 2^31 within one chunk (kKernelChunk / 16 * 150).
-  r.sumExponent = _mm512_reduce_add_epi64(widenAdd(widenAdd(_mm512_setzero_si512(), sumE, 0), sumE, 1));
-  r.sumFraction = _mm512_reduce_add_epi64(_mm512_add_epi64(sumF0, sumF1));
+  alignas(64) float e[16];
+  alignas(64) double prod[16], pe[8];
+  _mm512_store_ps(e, sumE);
+  _mm512_store_pd(prod, p0);
+  _mm512_store_pd(prod + 8, p1);
+  _mm512_store_pd(pe, pexp);
+  for (int l = 0; l < 16; ++l) r.sumExponent += static_cast<int64_t>(e[l]);
+  for (int l = 0; l < 8; ++l) r.sumExponent += static_cast<int64_t>(pe[l]);
+  finishScan(r, prod);
   if (r.count > 0) {
     r.minAbs = _mm512_reduce_min_ps(vmin);
     r.maxAbs = _mm512_reduce_max_ps(vmax);
@@ -253,11 +258,23 @@ inline __m512i geBit(__m512i tm1, __m512i ab) {
   return _mm512_srli_epi32(_mm512_sub_epi32(tm1, ab), 31);
 }
 
+/// 2 idx + [a >= T]. With VBMI2 one vpshldd does the shift and the insert: it is written as
+/// inline assembly so that the region's target stays AVX-512 F/BW/DQ/VL (the compiler never
+/// emits VBMI2 on its own) and the instruction only runs where cpuHasVbmi2() said so. A
+/// mask-register form (compare, masked add) measured slower than both on the search chain.
+template <bool kVbmi2>
 inline __m512i nextLevel(__m512i idx, __m512i tm1, __m512i ab) {
-  return _mm512_add_epi32(_mm512_add_epi32(idx, idx), geBit(tm1, ab));
+  __m512i d = _mm512_sub_epi32(tm1, ab);
+  if constexpr (kVbmi2) {
+    __m512i r;
+    asm("vpshldd $1, %2, %1, %0" : "=v"(r) : "v"(idx), "v"(d));  // (idx << 1) | (d >> 31)
+    return r;
+  } else {
+    return _mm512_add_epi32(_mm512_add_epi32(idx, idx), _mm512_srli_epi32(d, 31));
+  }
 }
 
-template <bool kSpecials>
+template <bool kVbmi2, bool kSpecials, bool kOut, bool kCodes>
 int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t) {
   const SearchRegs R = loadRegs(t);
   const __m512i vi[8] = {_mm512_castps_si512(R.v[0]), _mm512_castps_si512(R.v[1]),
@@ -266,9 +283,9 @@ int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S
                          _mm512_castps_si512(R.v[6]), _mm512_castps_si512(R.v[7])};
   const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
   const __m512i signMask = _mm512_set1_epi32(static_cast<int>(0x80000000u));
-  const __m512 fmax = _mm512_set1_ps(FLT_MAX), zero = _mm512_setzero_ps();
-  const __m512 t1 = _mm512_set1_ps(t.thresholds[1]);
-  __m512i flushed = _mm512_setzero_si512();
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+  __m512i nonZero = _mm512_setzero_si512();
   vectorLoop(n, [&](int64_t i, auto full, __mmask16 m) {
     constexpr bool kFull = decltype(full)::value;
     __m512 v = kFull ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m, x + i);
@@ -277,17 +294,20 @@ int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S
     __m512i sign = _mm512_and_si512(vb, signMask);
     // Binary search: c = max{k : a >= T[k]}, one level per bit of c (MSB first).
     __m512i c = geBit(R.t64, ab);
-    c = nextLevel(c, _mm512_permutexvar_epi32(c, R.t32), ab);
-    c = nextLevel(c, _mm512_permutexvar_epi32(c, R.t16), ab);
-    c = nextLevel(c, _mm512_permutexvar_epi32(c, R.t8), ab);
-    c = nextLevel(c, _mm512_permutexvar_epi32(c, R.t4), ab);
-    c = nextLevel(c, _mm512_permutex2var_epi32(R.t2a, c, R.t2b), ab);
-    c = nextLevel(c, lookup64(R.t1, c), ab);
-    // Flushed: 0 < |x| < T[1] (false for NaN/Inf and for the zero lanes past the tail).
-    __m512 a = _mm512_castsi512_ps(ab);
-    flushed = countLanes(flushed, _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(a, t1, _CMP_LT_OQ), a,
-                                                          zero, _CMP_GT_OQ));
-    if (out) {
+    c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t32), ab);
+    c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t16), ab);
+    c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t8), ab);
+    c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t4), ab);
+    c = nextLevel<kVbmi2>(c, _mm512_permutex2var_epi32(R.t2a, c, R.t2b), ab);
+    c = nextLevel<kVbmi2>(c, lookup64(R.t1, c), ab);
+    // Lanes with a non-zero code (NaN and Inf reach code 127; the zero lanes past the tail 0).
+    nonZero = _mm512_add_epi32(nonZero, _mm512_min_epu32(c, one));
+    [[maybe_unused]] __mmask16 nf = 0, nan = 0;
+    if constexpr (kSpecials) {
+      nf = _mm512_cmp_ps_mask(_mm512_castsi512_ps(ab), fmax, _CMP_NLE_UQ);
+      nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    }
+    if constexpr (kOut) {
       // Off the search chain, so mask-register selects are fine here.
       __mmask16 b5 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(32));
       __mmask16 b6 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(64));
@@ -299,8 +319,6 @@ int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S
       __m512i bits = _mm512_or_si512(val, sign);
       if constexpr (kSpecials) {
         // Non-finite: NaN -> quiet NaN with its sign, Inf stays.
-        __mmask16 nf = _mm512_cmp_ps_mask(a, fmax, _CMP_NLE_UQ);
-        __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
         __m512i special = _mm512_or_si512(sign, _mm512_set1_epi32(0x7f800000));
         special = _mm512_mask_or_epi32(special, nan, special, _mm512_set1_epi32(0x00400000));
         bits = _mm512_mask_mov_epi32(bits, nf, special);
@@ -311,11 +329,9 @@ int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S
         _mm512_mask_storeu_epi32(out + i, m, bits);
       }
     }
-    if (codes) {
+    if constexpr (kCodes) {
       __m512i code = c;
       if constexpr (kSpecials) {
-        __mmask16 nf = _mm512_cmp_ps_mask(a, fmax, _CMP_NLE_UQ);
-        __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
         code = _mm512_mask_mov_epi32(code, nf, _mm512_set1_epi32(0x7c));
         code = _mm512_mask_mov_epi32(code, nan, _mm512_set1_epi32(0x7f));
       }
@@ -328,7 +344,24 @@ int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S
       }
     }
   });
-  return _mm512_reduce_add_epi32(flushed);
+  return _mm512_reduce_add_epi32(nonZero);
+}
+
+/// mapAvx512 with the ISA extension, the output choices and the NaN/Inf handling resolved at
+/// compile time.
+template <bool kVbmi2>
+int64_t mapAvx512Any(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t,
+                     bool specials) {
+  if (specials) {
+    if (out && codes) return mapAvx512<kVbmi2, true, true, true>(x, out, codes, n, t);
+    if (out) return mapAvx512<kVbmi2, true, true, false>(x, out, codes, n, t);
+    if (codes) return mapAvx512<kVbmi2, true, false, true>(x, out, codes, n, t);
+    return mapAvx512<kVbmi2, true, false, false>(x, out, codes, n, t);
+  }
+  if (out && codes) return mapAvx512<kVbmi2, false, true, true>(x, out, codes, n, t);
+  if (out) return mapAvx512<kVbmi2, false, true, false>(x, out, codes, n, t);
+  if (codes) return mapAvx512<kVbmi2, false, false, true>(x, out, codes, n, t);
+  return mapAvx512<kVbmi2, false, false, false>(x, out, codes, n, t);
 }
 
 #pragma GCC pop_options
@@ -337,13 +370,7 @@ int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S
 
 double S2fp8Scan::meanLog2() const {
   if (count == 0) return 0.0;
-  double sum = static_cast<double>(sumExponent) + std::ldexp(static_cast<double>(sumFraction), -24);
-  return sum / static_cast<double>(count);
-}
-
-float s2fp8Log2(float a) {
-  LogParts lp = logParts(std::fabs(a));
-  return static_cast<float>(static_cast<double>(lp.e) + static_cast<double>(lp.f));
+  return (static_cast<double>(sumExponent) + sumLog2Mantissa) / static_cast<double>(count);
 }
 
 double e5m2Magnitude(int k) {
@@ -386,16 +413,25 @@ S2fp8Scan s2fp8Scan(const float* x, int64_t n, KernelIsa isa) {
       combine);
 }
 
+namespace {
+std::atomic<bool> gVbmi2{__builtin_cpu_supports("avx512vbmi2") != 0};
+}  // namespace
+
+bool s2fp8UseVbmi2(bool allow) {
+  return gVbmi2.exchange(allow && __builtin_cpu_supports("avx512vbmi2") != 0);
+}
+
 int64_t s2fp8Map(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t,
                  KernelIsa isa, bool mayHaveNonFinite) {
+  const bool vbmi2 = gVbmi2.load(std::memory_order_relaxed);
   return reduceChunks(
       n, kKernelChunk, int64_t{0},
       [&](int64_t b, int64_t e) {
         float* o = out ? out + b : nullptr;
         uint8_t* c = codes ? codes + b : nullptr;
         if (isa != KernelIsa::Avx512) return mapScalar(x + b, o, c, e - b, t);
-        return mayHaveNonFinite ? mapAvx512<true>(x + b, o, c, e - b, t)
-                                : mapAvx512<false>(x + b, o, c, e - b, t);
+        return vbmi2 ? mapAvx512Any<true>(x + b, o, c, e - b, t, mayHaveNonFinite)
+                     : mapAvx512Any<false>(x + b, o, c, e - b, t, mayHaveNonFinite);
       },
       [](int64_t a, int64_t b) { return a + b; });
 }

@@ -7,14 +7,14 @@
 
 namespace mantissa::formats::detail {
 
-/// Statistics of a tensor over its non-zero finite elements. log2|x| = exponent + fraction;
-/// exponents are summed exactly and fractions as integers in units of 2^-24, so the sums do not
-/// depend on the summation order (threads, ISA).
+/// Statistics of a tensor over its non-zero finite elements. With |x| = m 2^e, m in [1, 2):
+/// the exponents are summed exactly and the mantissas multiplied in double (16 lane products,
+/// then log2 of each), so the sums are bit for bit the same on every ISA and thread count.
 struct S2fp8Scan {
   int64_t count = 0;      // non-zero finite elements
   int64_t nonFinite = 0;  // NaN / Inf elements
   int64_t sumExponent = 0;
-  int64_t sumFraction = 0;  // sum of round(f * 2^24), f = log2 m, m in [0.75, 1.5)
+  double sumLog2Mantissa = 0.0;  // sum of log2 m (of the lane products)
   float minAbs = std::numeric_limits<float>::infinity();
   float maxAbs = 0.0f;
   /// mean log2|x| (0 when count = 0).
@@ -22,11 +22,6 @@ struct S2fp8Scan {
 };
 
 S2fp8Scan s2fp8Scan(const float* x, int64_t n, KernelIsa isa);
-
-/// log2|a| for finite a != 0 as the scan computes it: exponent (subnormals normalised) plus a
-/// polynomial in s = (m-1)/(m+1) for the mantissa m in [0.75, 1.5). Tested max error
-/// against std::log2 in tests/formats/S2fp8Test.cpp.
-float s2fp8Log2(float a);
 
 /// Number of E5M2 magnitude codes: 0x00 (zero) .. 0x7B (57344).
 inline constexpr int kE5M2FiniteCodes = 124;
@@ -46,9 +41,21 @@ S2fp8Tables s2fp8Tables(float alpha, float beta);
 /// Maps x through the tables: magnitude code c = max{k : |x| >= thresholds[k]}, sign kept.
 /// Writes values (when `out` is non-null) and E5M2 codes (when `codes` is non-null; NaN ->
 /// S.11111.11, Inf -> S.11111.00). NaN stays a quiet NaN with its sign, ±Inf stays ±Inf.
-/// Returns the number of non-zero finite inputs that became zero. `mayHaveNonFinite` = false
-/// (the scan found none) lets the kernel skip the NaN/Inf handling.
+/// Returns the number of elements with a non-zero magnitude code (NaN and Inf included), so the
+/// non-zero finite inputs that became zero are scan.count + scan.nonFinite - that
+/// (s2fp8Flushed). `mayHaveNonFinite` = false (the scan found none) lets the kernel skip the
+/// NaN/Inf handling.
 int64_t s2fp8Map(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t,
                  KernelIsa isa, bool mayHaveNonFinite = true);
+
+/// Lets the AVX-512 map use VBMI2 (vpshldd in the search) when `allow` and the CPU has it; the
+/// default. Returns the previous setting. Tests turn it off to run the AVX-512 F/BW form too.
+bool s2fp8UseVbmi2(bool allow);
+
+/// Non-zero finite inputs that s2fp8Map turned into zero, from the scan of the same input and
+/// the map's count of non-zero codes.
+inline int64_t s2fp8Flushed(const S2fp8Scan& scan, int64_t nonZeroCodes) {
+  return scan.count + scan.nonFinite - nonZeroCodes;
+}
 
 }  // namespace mantissa::formats::detail

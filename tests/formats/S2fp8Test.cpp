@@ -7,6 +7,7 @@
 
 #include "core/Error.h"
 #include "core/Rng.h"
+#include "core/parallel/ParallelFor.h"
 #include "core/io/StateDict.h"
 #include "formats/S2fp8.h"
 #include "formats/detail/Grid.h"
@@ -247,53 +248,89 @@ TEST_CASE("S2FP8: scalar and AVX-512 kernels agree bit for bit") {
   fd::S2fp8Tables t = fd::s2fp8Tables(0.37f, 3.25f);
   std::vector<float> outRef(v.size());
   std::vector<uint8_t> codesRef(v.size());
-  int64_t flushedRef = fd::s2fp8Map(v.data(), outRef.data(), codesRef.data(), static_cast<int64_t>(v.size()),
-                                        t, fd::KernelIsa::Generic);
-  for (auto isa : isas()) {
+  const int64_t n = static_cast<int64_t>(v.size());
+  int64_t nonZeroRef = fd::s2fp8Map(v.data(), outRef.data(), codesRef.data(), n, t, fd::KernelIsa::Generic);
+  // Flushed elements counted from the definition: non-zero finite inputs with code 0.
+  int64_t flushedByHand = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    flushedByHand += std::isfinite(v[i]) && v[i] != 0.0f && (codesRef[i] & 0x7f) == 0;
+  }
+  CHECK(flushedByHand > 0);
+  CHECK(fd::s2fp8Flushed(ref, nonZeroRef) == flushedByHand);
+  for (auto [isa, vbmi2] : {std::pair{fd::KernelIsa::Generic, false}, std::pair{fd::KernelIsa::Avx512, false},
+                            std::pair{fd::KernelIsa::Avx512, true}}) {
+    if (isa == fd::KernelIsa::Avx512 && fd::bestKernelIsa() != isa) continue;
     CAPTURE(fd::kernelIsaName(isa));
-    fd::S2fp8Scan s = fd::s2fp8Scan(v.data(), static_cast<int64_t>(v.size()), isa);
+    CAPTURE(vbmi2);
+    const bool before = fd::s2fp8UseVbmi2(vbmi2);
+    fd::S2fp8Scan s = fd::s2fp8Scan(v.data(), n, isa);
     CHECK(s.count == ref.count);
     CHECK(s.nonFinite == ref.nonFinite);
     CHECK(s.sumExponent == ref.sumExponent);
-    CHECK(s.sumFraction == ref.sumFraction);
+    CHECK(std::bit_cast<uint64_t>(s.sumLog2Mantissa) == std::bit_cast<uint64_t>(ref.sumLog2Mantissa));
     CHECK(s.minAbs == ref.minAbs);
     CHECK(s.maxAbs == ref.maxAbs);
-    std::vector<float> out(v.size());
-    std::vector<uint8_t> codes(v.size());
-    int64_t flushed = fd::s2fp8Map(v.data(), out.data(), codes.data(), static_cast<int64_t>(v.size()), t, isa);
-    CHECK(flushed == flushedRef);
-    CHECK(codes == codesRef);
-    for (size_t i = 0; i < v.size(); ++i) REQUIRE(sameFloat(out[i], outRef[i]));
+    // Every choice of outputs, on a length that leaves a vector tail.
+    for (int64_t len : {n, n - 7}) {
+      for (int which = 0; which < 4; ++which) {
+        CAPTURE(len);
+        CAPTURE(which);
+        std::vector<float> out(v.size(), 1.5f);
+        std::vector<uint8_t> codes(v.size(), 0x55);
+        float* o = (which & 1) ? out.data() : nullptr;
+        uint8_t* c = (which & 2) ? codes.data() : nullptr;
+        int64_t nonZero = fd::s2fp8Map(v.data(), o, c, len, t, isa);
+        int64_t nonZeroLen = 0;
+        for (int64_t i = 0; i < len; ++i) nonZeroLen += (codesRef[i] & 0x7f) != 0;
+        CHECK(nonZero == nonZeroLen);
+        for (int64_t i = 0; i < n; ++i) {
+          if (o) REQUIRE(sameFloat(out[i], i < len ? outRef[i] : 1.5f));
+          if (c) REQUIRE(codes[i] == (i < len ? codesRef[i] : 0x55));
+        }
+      }
+    }
+    fd::s2fp8UseVbmi2(before);
   }
   // The thresholds are sorted and the search is max{k : |x| >= T[k]}.
   for (int k = 1; k < 128; ++k) CHECK(t.thresholds[k - 1] <= t.thresholds[k]);
 }
 
-TEST_CASE("S2FP8: log2 used by the statistics, max error") {
-  // Sweep every binade (subnormals included) with random mantissas.
+TEST_CASE("S2FP8: statistics against a long-double reference, every binade and thread count") {
+  // Every binade (subnormals included) with random mantissas, the ends of the mantissa
+  // interval, FLT_MAX and the smallest subnormal, in one tensor longer than a kernel chunk.
   Rng rng(8);
-  double maxErr = 0;
-  auto check = [&](float a) {
-    double err = std::fabs(static_cast<double>(fd::s2fp8Log2(a)) - std::log2(static_cast<double>(a)));
-    // The result is returned as float: allow its rounding on top of the kernel's error.
-    double ulp = std::ldexp(1.0, std::ilogb(std::max(1.0, std::fabs(std::log2(static_cast<double>(a))))) - 23);
-    maxErr = std::max(maxErr, err - 0.5 * ulp);
-  };
-  for (int e = -149; e < 128; ++e) {
-    for (int j = 0; j < 200; ++j) check(std::ldexp(1.0f + rng.uniform(), e));
+  std::vector<float> v;
+  for (int rep = 0; rep < 3; ++rep) {
+    for (int e = -149; e < 128; ++e) {
+      for (int j = 0; j < 200; ++j) v.push_back(std::ldexp(1.0f + rng.uniform(), e) * (j % 2 ? -1.0f : 1.0f));
+    }
   }
-  // Around the ends of the mantissa interval [0.75, 1.5).
-  for (uint32_t b = 0x3fbffff8u; b < 0x3fc00008u; ++b) {
-    check(std::bit_cast<float>(b));
-    check(std::bit_cast<float>(b) / 2);
+  for (uint32_t b = 0x3f7ffff0u; b < 0x3f800010u; ++b) v.push_back(std::bit_cast<float>(b));
+  v.push_back(FLT_MAX);
+  v.push_back(std::ldexp(1.0f, -149));
+  long double sum = 0;
+  for (float x : v) sum += std::log2(static_cast<long double>(std::fabs(x)));
+  const double mu = static_cast<double>(sum / v.size());
+  const int64_t n = static_cast<int64_t>(v.size());
+  fd::S2fp8Scan ref = fd::s2fp8Scan(v.data(), n, fd::KernelIsa::Generic);
+  CHECK(ref.count == n);
+  CHECK(std::fabs(ref.meanLog2() - mu) < 1e-12);
+  MESSAGE("mean log2 error against long double: " << std::fabs(ref.meanLog2() - mu));
+  const int threadsBefore = numThreads();
+  for (int threads : {1, 2}) {
+    setNumThreads(threads);
+    for (auto isa : isas()) {
+      fd::S2fp8Scan s = fd::s2fp8Scan(v.data(), n, isa);
+      CHECK(s.sumExponent == ref.sumExponent);
+      CHECK(std::bit_cast<uint64_t>(s.sumLog2Mantissa) == std::bit_cast<uint64_t>(ref.sumLog2Mantissa));
+    }
   }
-  check(1.0f);
-  check(FLT_MAX);
-  check(std::ldexp(1.0f, -149));
-  CHECK(fd::s2fp8Log2(1.0f) == 0.0f);
-  CHECK(fd::s2fp8Log2(8.0f) == 3.0f);
-  CHECK(maxErr < 2.0e-7);
-  MESSAGE("s2fp8Log2 max abs error beyond float rounding: " << maxErr);
+  setNumThreads(threadsBefore);
+  // Exact cases: powers of two have m = 1.
+  std::vector<float> pow2{1.0f, 8.0f, 0.25f, std::ldexp(1.0f, -149)};
+  fd::S2fp8Scan p = fd::s2fp8Scan(pow2.data(), 4, fd::bestKernelIsa());
+  CHECK(p.sumLog2Mantissa == 0.0);
+  CHECK(p.meanLog2() == (0.0 + 3 - 2 - 149) / 4);
 }
 
 TEST_CASE("S2FP8: encode/decode round trip, state, storage figure") {
