@@ -209,7 +209,6 @@ S2fp8Scan scanAvx512(const float* x, int64_t n) {
 /// Level for step s holds T[s + 2 s i], indexed by i = c >> log2(2 s).
 struct SearchRegs {
   __m512i t64, t32, t16, t8, t4, t2a, t2b, t1[4];
-  __m512 v[8];  // values[0..127] in 8 registers
 };
 
 inline SearchRegs loadRegs(const S2fp8Tables& t) {
@@ -237,7 +236,6 @@ inline SearchRegs loadRegs(const S2fp8Tables& t) {
   r.t2b = _mm512_load_si512(buf + 16);
   level(1);
   for (int k = 0; k < 4; ++k) r.t1[k] = _mm512_load_si512(buf + 16 * k);
-  for (int k = 0; k < 8; ++k) r.v[k] = _mm512_load_ps(t.values + 16 * k);
   return r;
 }
 
@@ -274,76 +272,137 @@ inline __m512i nextLevel(__m512i idx, __m512i tm1, __m512i ab) {
   }
 }
 
+/// c = max{k : a >= T[k]} for 16 magnitudes (bits ab), one level per bit of c (MSB first).
+template <bool kVbmi2>
+inline __m512i searchCodes(const SearchRegs& R, __m512i ab) {
+  __m512i c = geBit(R.t64, ab);
+  c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t32), ab);
+  c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t16), ab);
+  c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t8), ab);
+  c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t4), ab);
+  c = nextLevel<kVbmi2>(c, _mm512_permutex2var_epi32(R.t2a, c, R.t2b), ab);
+  return nextLevel<kVbmi2>(c, lookup64(R.t1, c), ab);
+}
+
+/// Decoded magnitudes values[0..127] as high and low 16-bit halves, four registers each, and the
+/// word permutes that pack two vectors of codes and interleave the halves back into floats.
+struct ValueRegs {
+  __m512i hi[4], lo[4];
+  __m512i pack, interLo, interHi;
+};
+
+inline ValueRegs loadValueRegs(const S2fp8Tables& t) {
+  ValueRegs r;
+  alignas(64) uint16_t hi[128], lo[128], pk[32], il[32], ih[32];
+  for (int k = 0; k < 128; ++k) {
+    uint32_t b = std::bit_cast<uint32_t>(t.values[k]);
+    hi[k] = static_cast<uint16_t>(b >> 16);
+    lo[k] = static_cast<uint16_t>(b);
+  }
+  for (int j = 0; j < 16; ++j) {
+    pk[j] = static_cast<uint16_t>(2 * j);            // low word of dword j of the first vector
+    pk[16 + j] = static_cast<uint16_t>(32 + 2 * j);  // ... of the second
+    il[2 * j] = static_cast<uint16_t>(j);
+    il[2 * j + 1] = static_cast<uint16_t>(32 + j);
+    ih[2 * j] = static_cast<uint16_t>(16 + j);
+    ih[2 * j + 1] = static_cast<uint16_t>(48 + j);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r.hi[k] = _mm512_load_si512(hi + 32 * k);
+    r.lo[k] = _mm512_load_si512(lo + 32 * k);
+  }
+  r.pack = _mm512_load_si512(pk);
+  r.interLo = _mm512_load_si512(il);
+  r.interHi = _mm512_load_si512(ih);
+  return r;
+}
+
+/// Non-finite lanes of one vector: NaN -> quiet NaN with its sign, Inf stays.
+inline __m512i withSpecials(__m512i bits, __m512i sign, __mmask16 nf, __mmask16 nan) {
+  __m512i special = _mm512_or_si512(sign, _mm512_set1_epi32(0x7f800000));
+  special = _mm512_mask_or_epi32(special, nan, special, _mm512_set1_epi32(0x00400000));
+  return _mm512_mask_mov_epi32(bits, nf, special);
+}
+
+template <bool kFull>
+inline void storeCodes(uint8_t* codes, __m512i c, __m512i sign, __mmask16 nf, __mmask16 nan,
+                       bool specials, __mmask16 m) {
+  if (specials) {
+    c = _mm512_mask_mov_epi32(c, nf, _mm512_set1_epi32(0x7c));
+    c = _mm512_mask_mov_epi32(c, nan, _mm512_set1_epi32(0x7f));
+  }
+  __m128i c8 = _mm512_cvtepi32_epi8(_mm512_or_si512(c, _mm512_srli_epi32(sign, 24)));
+  if constexpr (kFull) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes), c8);
+  } else {
+    _mm_mask_storeu_epi8(codes, m, c8);
+  }
+}
+
+/// 32 elements a step: two independent searches, then one pass of word permutes looks up the
+/// decoded values of both vectors (half the permutes of two 32-bit lookups).
 template <bool kVbmi2, bool kSpecials, bool kOut, bool kCodes>
 int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t) {
   const SearchRegs R = loadRegs(t);
-  const __m512i vi[8] = {_mm512_castps_si512(R.v[0]), _mm512_castps_si512(R.v[1]),
-                         _mm512_castps_si512(R.v[2]), _mm512_castps_si512(R.v[3]),
-                         _mm512_castps_si512(R.v[4]), _mm512_castps_si512(R.v[5]),
-                         _mm512_castps_si512(R.v[6]), _mm512_castps_si512(R.v[7])};
+  [[maybe_unused]] const ValueRegs V = loadValueRegs(t);
   const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
   const __m512i signMask = _mm512_set1_epi32(static_cast<int>(0x80000000u));
   const __m512i one = _mm512_set1_epi32(1);
   const __m512 fmax = _mm512_set1_ps(FLT_MAX);
   __m512i nonZero = _mm512_setzero_si512();
-  vectorLoop(n, [&](int64_t i, auto full, __mmask16 m) {
+  auto step = [&](int64_t i, auto full, __mmask16 m0, __mmask16 m1) {
     constexpr bool kFull = decltype(full)::value;
-    __m512 v = kFull ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m, x + i);
-    __m512i vb = _mm512_castps_si512(v);
-    __m512i ab = _mm512_and_si512(vb, absMask);
-    __m512i sign = _mm512_and_si512(vb, signMask);
-    // Binary search: c = max{k : a >= T[k]}, one level per bit of c (MSB first).
-    __m512i c = geBit(R.t64, ab);
-    c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t32), ab);
-    c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t16), ab);
-    c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t8), ab);
-    c = nextLevel<kVbmi2>(c, _mm512_permutexvar_epi32(c, R.t4), ab);
-    c = nextLevel<kVbmi2>(c, _mm512_permutex2var_epi32(R.t2a, c, R.t2b), ab);
-    c = nextLevel<kVbmi2>(c, lookup64(R.t1, c), ab);
+    __m512 v0 = kFull ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m0, x + i);
+    __m512 v1 = kFull ? _mm512_loadu_ps(x + i + 16) : _mm512_maskz_loadu_ps(m1, x + i + 16);
+    __m512i ab0 = _mm512_and_si512(_mm512_castps_si512(v0), absMask);
+    __m512i ab1 = _mm512_and_si512(_mm512_castps_si512(v1), absMask);
+    __m512i s0 = _mm512_and_si512(_mm512_castps_si512(v0), signMask);
+    __m512i s1 = _mm512_and_si512(_mm512_castps_si512(v1), signMask);
+    __m512i c0 = searchCodes<kVbmi2>(R, ab0), c1 = searchCodes<kVbmi2>(R, ab1);
     // Lanes with a non-zero code (NaN and Inf reach code 127; the zero lanes past the tail 0).
-    nonZero = _mm512_add_epi32(nonZero, _mm512_min_epu32(c, one));
-    [[maybe_unused]] __mmask16 nf = 0, nan = 0;
+    nonZero = _mm512_add_epi32(nonZero, _mm512_add_epi32(_mm512_min_epu32(c0, one),
+                                                         _mm512_min_epu32(c1, one)));
+    [[maybe_unused]] __mmask16 nf0 = 0, nan0 = 0, nf1 = 0, nan1 = 0;
     if constexpr (kSpecials) {
-      nf = _mm512_cmp_ps_mask(_mm512_castsi512_ps(ab), fmax, _CMP_NLE_UQ);
-      nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+      nf0 = _mm512_cmp_ps_mask(_mm512_castsi512_ps(ab0), fmax, _CMP_NLE_UQ);
+      nf1 = _mm512_cmp_ps_mask(_mm512_castsi512_ps(ab1), fmax, _CMP_NLE_UQ);
+      nan0 = _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q);
+      nan1 = _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
     }
     if constexpr (kOut) {
-      // Off the search chain, so mask-register selects are fine here.
-      __mmask16 b5 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(32));
-      __mmask16 b6 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(64));
-      __m512i lo = _mm512_mask_blend_epi32(b5, _mm512_permutex2var_epi32(vi[0], c, vi[1]),
-                                           _mm512_permutex2var_epi32(vi[2], c, vi[3]));
-      __m512i hi = _mm512_mask_blend_epi32(b5, _mm512_permutex2var_epi32(vi[4], c, vi[5]),
-                                           _mm512_permutex2var_epi32(vi[6], c, vi[7]));
-      __m512i val = _mm512_mask_blend_epi32(b6, lo, hi);
-      __m512i bits = _mm512_or_si512(val, sign);
+      // Off the search chains, so mask-register selects are fine here.
+      __m512i idx = _mm512_permutex2var_epi16(c0, V.pack, c1);
+      __mmask32 b6 = _mm512_test_epi16_mask(idx, _mm512_set1_epi16(64));
+      __m512i lo = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(V.lo[0], idx, V.lo[1]),
+                                           _mm512_permutex2var_epi16(V.lo[2], idx, V.lo[3]));
+      __m512i hi = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(V.hi[0], idx, V.hi[1]),
+                                           _mm512_permutex2var_epi16(V.hi[2], idx, V.hi[3]));
+      __m512i bits0 = _mm512_or_si512(_mm512_permutex2var_epi16(lo, V.interLo, hi), s0);
+      __m512i bits1 = _mm512_or_si512(_mm512_permutex2var_epi16(lo, V.interHi, hi), s1);
       if constexpr (kSpecials) {
-        // Non-finite: NaN -> quiet NaN with its sign, Inf stays.
-        __m512i special = _mm512_or_si512(sign, _mm512_set1_epi32(0x7f800000));
-        special = _mm512_mask_or_epi32(special, nan, special, _mm512_set1_epi32(0x00400000));
-        bits = _mm512_mask_mov_epi32(bits, nf, special);
+        bits0 = withSpecials(bits0, s0, nf0, nan0);
+        bits1 = withSpecials(bits1, s1, nf1, nan1);
       }
       if constexpr (kFull) {
-        _mm512_storeu_si512(out + i, bits);
+        _mm512_storeu_si512(out + i, bits0);
+        _mm512_storeu_si512(out + i + 16, bits1);
       } else {
-        _mm512_mask_storeu_epi32(out + i, m, bits);
+        _mm512_mask_storeu_epi32(out + i, m0, bits0);
+        _mm512_mask_storeu_epi32(out + i + 16, m1, bits1);
       }
     }
     if constexpr (kCodes) {
-      __m512i code = c;
-      if constexpr (kSpecials) {
-        code = _mm512_mask_mov_epi32(code, nf, _mm512_set1_epi32(0x7c));
-        code = _mm512_mask_mov_epi32(code, nan, _mm512_set1_epi32(0x7f));
-      }
-      code = _mm512_or_si512(code, _mm512_srli_epi32(sign, 24));
-      __m128i c8 = _mm512_cvtepi32_epi8(code);
-      if constexpr (kFull) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), c8);
-      } else {
-        _mm_mask_storeu_epi8(codes + i, m, c8);
-      }
+      storeCodes<kFull>(codes + i, c0, s0, nf0, nan0, kSpecials, m0);
+      storeCodes<kFull>(codes + i + 16, c1, s1, nf1, nan1, kSpecials, m1);
     }
-  });
+  };
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) step(i, std::true_type{}, __mmask16(0xffff), __mmask16(0xffff));
+  if (i < n) {
+    const int64_t left = n - i;  // 1..31
+    const uint32_t bits = static_cast<uint32_t>((uint64_t{1} << left) - 1u);
+    step(i, std::false_type{}, static_cast<__mmask16>(bits), static_cast<__mmask16>(bits >> 16));
+  }
   return _mm512_reduce_add_epi32(nonZero);
 }
 
