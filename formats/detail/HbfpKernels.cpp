@@ -368,12 +368,12 @@ int64_t countNonFinite(const float* x, int64_t n) {
   return c;
 }
 
-/// One vector of elements v: quantize with per-lane scales (one factor each way when kOne),
-/// store values or mantissas.
-template <bool kFull, bool kOne, class Out>
-[[gnu::always_inline]] inline void quantVec(__m512 v, Out* op, __mmask16 m, const VScale& sc,
-                                            __m512 qmax, bool sr, const uint32_t* rbits,
-                                            VCounters& cnt) {
+/// One vector of elements v: the mantissas M (as floats) with per-lane scales (one factor each
+/// way when kOne), counted.
+template <bool kFull, bool kOne>
+[[gnu::always_inline]] inline __m512 mantissaVec(__m512 v, __mmask16 m, const VScale& sc,
+                                                 __m512 qmax, bool sr, const uint32_t* rbits,
+                                                 VCounters& cnt) {
   __m512 y = kOne ? _mm512_mul_ps(v, sc.f) : _mm512_mul_ps(_mm512_mul_ps(v, sc.f1), sc.f2);
   __m512 r;
   if (sr) {
@@ -401,10 +401,27 @@ template <bool kFull, bool kOne, class Out>
   r = _mm512_range_ps(r, qmax, 0x2);  // imm 0b0010: min |.|, sign of the first operand
   __mmask16 rz = _mm512_cmp_ps_mask(r, zero, _CMP_EQ_OQ);
   cnt.flushed = countLanes(cnt.flushed, _mm512_mask_cmp_ps_mask(rz, v, zero, _CMP_NEQ_UQ));
+  return r;
+}
+
+/// The values M * ulp of mantissas M.
+template <bool kOne>
+[[gnu::always_inline]] inline __m512 valueVec(__m512 r, const VScale& sc) {
+  // The products are exact or rounded once, so the fused "+ 0" only turns -0 into +0.
+  const __m512 zero = _mm512_setzero_ps();
+  return kOne ? _mm512_fmadd_ps(r, sc.g, zero)
+              : _mm512_fmadd_ps(_mm512_mul_ps(r, sc.g1), sc.g2, zero);
+}
+
+/// One vector of elements v: quantize with per-lane scales (one factor each way when kOne),
+/// store values or mantissas.
+template <bool kFull, bool kOne, class Out>
+[[gnu::always_inline]] inline void quantVec(__m512 v, Out* op, __mmask16 m, const VScale& sc,
+                                            __m512 qmax, bool sr, const uint32_t* rbits,
+                                            VCounters& cnt) {
+  const __m512 r = mantissaVec<kFull, kOne>(v, m, sc, qmax, sr, rbits, cnt);
   if constexpr (std::is_same_v<Out, float>) {
-    // The products are exact or rounded once, so the fused "+ 0" only turns -0 into +0.
-    __m512 o = kOne ? _mm512_fmadd_ps(r, sc.g, zero)
-                    : _mm512_fmadd_ps(_mm512_mul_ps(r, sc.g1), sc.g2, zero);
+    const __m512 o = valueVec<kOne>(r, sc);
     if constexpr (kFull) {
       _mm512_storeu_ps(op, o);
     } else {
@@ -448,9 +465,9 @@ struct BlockCtx {
 
 /// One block of n contiguous values (kLen = n when it is known at compile time): its exponent
 /// (to *ex when given) and its values to op; `index` is the flat index of its first element
-/// (stochastic bits). A block holding a non-finite value is only counted.
+/// (stochastic bits). A block holding a non-finite value is only counted (returns false).
 template <int64_t kLen, class Out>
-[[gnu::always_inline]] inline void contigBlock(const float* xp, Out* op, int64_t n, int16_t* ex,
+[[gnu::always_inline]] inline bool contigBlock(const float* xp, Out* op, int64_t n, int16_t* ex,
                                                const BlockCtx& c, uint64_t index, VCounters& cnt,
                                                HbfpPass& r) {
   const int64_t len = kLen ? kLen : n;
@@ -461,7 +478,7 @@ template <int64_t kLen, class Out>
   const uint32_t amax = _mm512_reduce_max_epu32(acc);
   if (amax >= 0x7f800000u) {
     r.nonFinite += countNonFinite(xp, len);  // the call fails; values are not used
-    return;
+    return false;
   }
   const int e = blockExponent(std::bit_cast<float>(amax));
   if (ex) *ex = static_cast<int16_t>(e);
@@ -479,6 +496,7 @@ template <int64_t kLen, class Out>
   } else {
     run(std::false_type{});
   }
+  return true;
 }
 
 BlockCtx blockCtx(const HbfpParams& p, const StochasticKey& key, std::vector<uint32_t>& bits,
@@ -602,75 +620,179 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
   return r;
 }
 
-/// Gathered layout whose blocks may span runs (segment not a multiple of block): each block's
-/// runs in turn.
-HbfpPass gatheredRunsAvx512(const float* x, float* out, const HbfpGatherLayout& L,
-                            const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
-  VCounters cnt;
-  HbfpPass r;
-  const bool sr = p.rounding == Rounding::Stochastic;
-  const __m512 qmax = _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f);
-  const int64_t nb = L.numBlocks(), len = L.length();
-  std::vector<uint32_t> bits(sr ? static_cast<size_t>(L.block) : 0);
-  for (int64_t item = b0; item < b1; ++item) {
-    const int64_t row = item / nb, k0 = (item % nb) * L.block, k1 = std::min(len, k0 + L.block);
-    const int64_t base = row * L.rowStride;
-    __m512i acc = _mm512_setzero_si512();
-    forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t) {
-      vectorLoop(n, [&](int64_t j, auto full, __mmask16 m) {
-        acc = absMaxVec<decltype(full)::value>(acc, x + off + j, m);
-      });
-    });
-    if (anyNonFinite(acc)) {  // the call fails; values are not used
-      forRuns(L, base, k0, k1,
-              [&](int64_t off, int64_t n, int64_t) { r.nonFinite += countNonFinite(x + off, n); });
-      continue;
+/// Copies n floats (a piece of a gathered block) with whole and masked vectors.
+inline void copyFloats(float* d, const float* s, int64_t n) {
+  vectorLoop(n, [&](int64_t j, auto full, __mmask16 m) {
+    if constexpr (decltype(full)::value) {
+      _mm512_storeu_ps(d + j, _mm512_loadu_ps(s + j));
+    } else {
+      _mm512_mask_storeu_ps(d + j, m, _mm512_maskz_loadu_ps(m, s + j));
     }
-    VScale vs =
-        vscaleFor(blockExponent(std::bit_cast<float>(_mm512_reduce_max_epu32(acc))), p.bits);
-    if (sr) fillBitsAvx512(key, static_cast<uint64_t>(row * len + k0), k1 - k0, bits.data());
-    forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t k) {
-      const uint32_t* rb = sr ? bits.data() + (k - k0) : nullptr;
-      vectorLoop(n, [&](int64_t j, auto full, __mmask16 m) {
-        constexpr bool kFull = decltype(full)::value;
-        quantVec<kFull, false>(loadVec<kFull>(x + off + j, m), out + off + j, m, vs, qmax, sr,
-                               sr ? rb + j : nullptr, cnt);
-      });
-    });
-  }
-  cnt.addTo(r);
-  return r;
+  });
 }
 
-HbfpPass gatheredAvx512(const float* x, float* out, const HbfpGatherLayout& L, const HbfpParams& p,
-                        const StochasticKey& key, int64_t b0, int64_t b1) {
-  if (L.segment % L.block != 0) return gatheredRunsAvx512(x, out, L, p, key, b0, b1);
-  // Every block is whole (the line length is a multiple of the block too) and lies inside one
-  // run: contiguous, like the blocks of the last-axis layout.
-  VCounters cnt;
-  HbfpPass r;
-  std::vector<uint32_t> bits;
-  const BlockCtx c = blockCtx(p, key, bits, L.block);
-  const int64_t nb = L.numBlocks(), len = L.length();
-  // Line, index and its segment and offset within the segment of item's first element,
-  // advanced without dividing.
-  int64_t row = b0 / nb, k0 = (b0 % nb) * L.block;
-  int64_t s = k0 / L.segment, t = k0 - s * L.segment;
-  for (int64_t item = b0; item < b1; ++item) {
-    const int64_t off = row * L.rowStride + s * L.segmentStride + t;
-    const auto index = static_cast<uint64_t>(row * len + k0);
-    if (L.block == 64) {
-      contigBlock<64>(x + off, out + off, 64, nullptr, c, index, cnt, r);
-    } else {
-      contigBlock<0>(x + off, out + off, L.block, nullptr, c, index, cnt, r);
+/// Where the 64 values of a gathered block spanning runs lie, relative to its line: lane i of
+/// vector j comes from off1[j] + i where m1[j] has it, else from off2[j] + i (m2[j]); two
+/// pieces at most per vector when runs are at least 16 long (`fits`). The same for every line,
+/// so computed once per block column.
+struct SpanPlan {
+  int64_t off1[4], off2[4];
+  __mmask16 m1[4], m2[4];
+  bool fits;
+};
+
+SpanPlan spanPlan(const HbfpGatherLayout& L, int64_t s, int64_t t) {
+  SpanPlan plan{};
+  plan.fits = true;
+  int used[4] = {0, 0, 0, 0};
+  for (int64_t pos = 0; pos < 64;) {
+    const int64_t m = std::min(L.segment - t, 64 - pos);
+    // Lane i of vector j (block position 16j + i) reads element off + 16j + i - pos.
+    const int64_t off = s * L.segmentStride + t - pos;
+    for (int j = 0; j < 4; ++j) {
+      const int64_t lo = std::clamp<int64_t>(pos - 16 * j, 0, 16);
+      const int64_t hi = std::clamp<int64_t>(pos + m - 16 * j, 0, 16);
+      if (lo >= hi) continue;
+      const auto lanes = static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+      if (used[j] == 0) {
+        plan.off1[j] = off + 16 * j;
+        plan.m1[j] = lanes;
+      } else if (used[j] == 1) {
+        plan.off2[j] = off + 16 * j;
+        plan.m2[j] = lanes;
+      } else {
+        plan.fits = false;
+      }
+      ++used[j];
     }
-    k0 += L.block;
-    t += L.block;
+    pos += m;
+    t += m;
     if (t == L.segment) {
       t = 0;
       ++s;
     }
-    if (k0 == len) {
+  }
+  for (int j = 0; j < 4; ++j) {
+    if (used[j] < 2) plan.off2[j] = plan.off1[j];  // m2[j] = 0: nothing loaded or stored
+  }
+  return plan;
+}
+
+/// contigBlock for a block of 64 values in several runs (`plan`, line at x + base): loaded
+/// into registers with masked loads and stored back the same way.
+[[gnu::always_inline]] inline bool spanBlock64(const float* x, float* out, int64_t base,
+                                               const SpanPlan& plan, const BlockCtx& c,
+                                               uint64_t index, VCounters& cnt, HbfpPass& r) {
+  __m512 v[4];
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(plan.m1[j], x + base + plan.off1[j]),
+                                plan.m2[j], x + base + plan.off2[j]);
+  }
+  const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
+  __m512i a[4];
+  for (int j = 0; j < 4; ++j) a[j] = _mm512_and_si512(_mm512_castps_si512(v[j]), absMask);
+  const uint32_t amax = _mm512_reduce_max_epu32(
+      _mm512_max_epu32(_mm512_max_epu32(a[0], a[1]), _mm512_max_epu32(a[2], a[3])));
+  if (amax >= 0x7f800000u) {  // the call fails; values are not used
+    for (int j = 0; j < 4; ++j) {
+      r.nonFinite += std::popcount(
+          static_cast<unsigned>(_mm512_cmpgt_epu32_mask(a[j], _mm512_set1_epi32(0x7f7fffff))));
+    }
+    return false;
+  }
+  const VScale vs = vscaleFor(blockExponent(std::bit_cast<float>(amax)), c.bits);
+  if (c.sr) fillBitsAvx512(c.key, index, 64, c.rbits);
+  auto run = [&](auto one) {
+    for (int j = 0; j < 4; ++j) {
+      const __m512 o = valueVec<decltype(one)::value>(
+          mantissaVec<true, decltype(one)::value>(v[j], 0xffff, vs, c.qmax, c.sr,
+                                                  c.sr ? c.rbits + 16 * j : nullptr, cnt),
+          vs);
+      _mm512_mask_storeu_ps(out + base + plan.off1[j], plan.m1[j], o);
+      _mm512_mask_storeu_ps(out + base + plan.off2[j], plan.m2[j], o);
+    }
+  };
+  if (vs.one) {
+    run(std::true_type{});
+  } else {
+    run(std::false_type{});
+  }
+  return true;
+}
+
+HbfpPass gatheredAvx512(const float* x, float* out, const HbfpGatherLayout& L, const HbfpParams& p,
+                        const StochasticKey& key, int64_t b0, int64_t b1) {
+  // A block inside one run is contiguous and quantized in place, like the blocks of the
+  // last-axis layout (every block when the run length is a multiple of the block); a block
+  // spanning runs is loaded from its pieces (spanBlock64; other block sizes through a buffer).
+  // When runs are not a multiple of the block, items go through the lines fastest (block b of
+  // every line, then block b + 1): the pieces of block b lie at the same place in every line,
+  // so one SpanPlan serves them all, and memory is swept in order (the lines of a
+  // convolution's x are its channels, next to each other in each image). Otherwise line by
+  // line, which streams each run (measured faster for 32x32 images). The order changes
+  // nothing computed.
+  const bool byColumn = L.segment % L.block != 0;
+  VCounters cnt;
+  HbfpPass r;
+  std::vector<uint32_t> bits;
+  const BlockCtx c = blockCtx(p, key, bits, L.block);
+  std::vector<float> buf;  // a short block spanning runs, then its values
+  const int64_t len = L.length();
+  SpanPlan plan{};
+  int64_t planned = -1;  // the block column (k0) `plan` is for
+  // Line and gathered index of item's first element, its run and offset in the run; advanced
+  // without dividing.
+  const int64_t nb = L.numBlocks();
+  int64_t row = byColumn ? b0 % L.rows : b0 / nb;
+  int64_t k0 = (byColumn ? b0 / L.rows : b0 % nb) * L.block;
+  int64_t s = k0 / L.segment, t = k0 - s * L.segment;
+  for (int64_t item = b0; item < b1; ++item) {
+    const int64_t n = std::min(L.block, len - k0);
+    const int64_t lineBase = row * L.rowStride;
+    const auto index = static_cast<uint64_t>(row * len + k0);
+    if (t + n <= L.segment) {
+      const int64_t off = lineBase + s * L.segmentStride + t;
+      if (n == 64) {
+        contigBlock<64>(x + off, out + off, n, nullptr, c, index, cnt, r);
+      } else {
+        contigBlock<0>(x + off, out + off, n, nullptr, c, index, cnt, r);
+      }
+    } else {
+      // Calls f(source offset, position in the block, count) for the block's pieces.
+      auto pieces = [&](const auto& f) {
+        int64_t rs = s, rt = t;
+        for (int64_t pos = 0; pos < n;) {
+          const int64_t m = std::min(L.segment - rt, n - pos);
+          f(lineBase + rs * L.segmentStride + rt, pos, m);
+          pos += m;
+          rt += m;
+          if (rt == L.segment) {
+            rt = 0;
+            ++rs;
+          }
+        }
+      };
+      if (n == 64 && (planned == k0 || (plan = spanPlan(L, s, t), planned = k0, true)) &&
+          plan.fits) {
+        spanBlock64(x, out, lineBase, plan, c, index, cnt, r);
+      } else {
+        if (buf.empty()) buf.resize(static_cast<size_t>(2 * L.block));
+        float *in = buf.data(), *res = in + L.block;
+        pieces([&](int64_t off, int64_t pos, int64_t m) { copyFloats(in + pos, x + off, m); });
+        if (contigBlock<0>(in, res, n, nullptr, c, index, cnt, r)) {
+          pieces([&](int64_t off, int64_t pos, int64_t m) { copyFloats(out + off, res + pos, m); });
+        }
+      }
+    }
+    if (byColumn && ++row < L.rows) continue;  // the same block of the next line
+    row = byColumn ? 0 : row;
+    k0 += n;
+    t += n;
+    if (t >= L.segment) {
+      s += t / L.segment;
+      t %= L.segment;
+    }
+    if (k0 == len) {  // line by line: the next line
       k0 = s = t = 0;
       ++row;
     }

@@ -86,11 +86,13 @@ struct Case {
 
 TEST_CASE("HBFP: gathered kernel equals blocking the gathered copy along its last axis") {
   // (rows, rowStride, segments, segment, segmentStride) of x[N, C, H, W] along (N, H, W):
-  // segments shorter than a block (7x7 = 49 < 64), longer and not a multiple of 16, one row.
+  // segments shorter than a block (7x7 = 49 < 64), longer and not a multiple of 16, one row;
+  // and ResNet-sized ones of several work chunks (each chunk starts mid-way through the lines).
   struct Geo {
     int64_t n, c, hw;
   };
-  for (Geo g : {Geo{5, 3, 49}, Geo{3, 2, 90}, Geo{4, 1, 16}, Geo{2, 5, 1}, Geo{7, 2, 130}}) {
+  for (Geo g : {Geo{5, 3, 49}, Geo{3, 2, 90}, Geo{4, 1, 16}, Geo{2, 5, 1}, Geo{7, 2, 130},
+                Geo{40, 64, 49}, Geo{9, 16, 784}, Geo{5, 16, 1024}}) {
     const int64_t total = g.n * g.c * g.hw, len = g.n * g.hw;
     fd::HbfpGatherLayout L{.rows = g.c, .rowStride = g.hw, .segments = g.n, .segment = g.hw,
                            .segmentStride = g.c * g.hw, .block = 64};
