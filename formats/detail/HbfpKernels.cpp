@@ -273,7 +273,7 @@ struct VScale {
 
 /// Per-lane exponent and scale from per-lane block maxima (bit patterns of |x|, all finite);
 /// `one` considers the lanes of `used`.
-inline VScale vscaleFor(__m512i b, int bits, __mmask16 used) {
+[[gnu::always_inline]] inline VScale vscaleFor(__m512i b, int bits, __mmask16 used) {
   __m512i ef = _mm512_srli_epi32(b, 23);
   __mmask16 frac = _mm512_test_epi32_mask(b, _mm512_set1_epi32(0x7fffff));
   __m512i e = _mm512_sub_epi32(ef, _mm512_set1_epi32(127));
@@ -301,7 +301,7 @@ inline VScale vscaleFor(__m512i b, int bits, __mmask16 used) {
           (inRange & used) == used};
 }
 
-inline VScale vscaleFor(int e, int bits) {
+[[gnu::always_inline]] inline VScale vscaleFor(int e, int bits) {
   Scale s = scaleFor(e, bits);
   const int k = bits - 1 - e;
   const bool one = k >= 0 && k <= 126;
@@ -333,7 +333,7 @@ inline __m512i countLanes(__m512i c, __mmask16 k) {
 
 /// Runs body(j, full, mask) over [0, n) in vectors of 16: unmasked full vectors, then a tail.
 template <class Body>
-inline void vectorLoop(int64_t n, const Body& body) {
+[[gnu::always_inline]] inline void vectorLoop(int64_t n, const Body& body) {
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) body(j, std::true_type{}, __mmask16(0xffff));
   if (j < n) body(j, std::false_type{}, static_cast<__mmask16>((1u << (n - j)) - 1u));
@@ -369,8 +369,9 @@ int64_t countNonFinite(const float* x, int64_t n) {
 }
 
 /// One vector of elements v: the mantissas M (as floats) with per-lane scales (one factor each
-/// way when kOne), counted.
-template <bool kFull, bool kOne>
+/// way when kOne), counted. !kSat: no mantissa can exceed qmax (satPossible), so none is
+/// counted or clamped.
+template <bool kFull, bool kOne, bool kSat>
 [[gnu::always_inline]] inline __m512 mantissaVec(__m512 v, __mmask16 m, const VScale& sc,
                                                  __m512 qmax, bool sr, const uint32_t* rbits,
                                                  VCounters& cnt) {
@@ -397,8 +398,10 @@ template <bool kFull, bool kOne>
   // r is finite (blocks with a non-finite value are not quantized): |r| > qmax is r > qmax or
   // r < -qmax, and VRANGEPS (min of magnitudes, sign of r) clamps to [-qmax, qmax].
   const __m512 zero = _mm512_setzero_ps();
-  cnt.sat = countLanes(cnt.sat, _mm512_cmp_ps_mask(_mm512_abs_ps(r), qmax, _CMP_GT_OQ));
-  r = _mm512_range_ps(r, qmax, 0x2);  // imm 0b0010: min |.|, sign of the first operand
+  if constexpr (kSat) {
+    cnt.sat = countLanes(cnt.sat, _mm512_cmp_ps_mask(_mm512_abs_ps(r), qmax, _CMP_GT_OQ));
+    r = _mm512_range_ps(r, qmax, 0x2);  // imm 0b0010: min |.|, sign of the first operand
+  }
   __mmask16 rz = _mm512_cmp_ps_mask(r, zero, _CMP_EQ_OQ);
   cnt.flushed = countLanes(cnt.flushed, _mm512_mask_cmp_ps_mask(rz, v, zero, _CMP_NEQ_UQ));
   return r;
@@ -413,13 +416,37 @@ template <bool kOne>
               : _mm512_fmadd_ps(_mm512_mul_ps(r, sc.g1), sc.g2, zero);
 }
 
+/// Whether a mantissa can exceed qmax, from y = the scaled block maximum (y of every element of
+/// the block is at most y in magnitude: the scaling and rounding are monotone). Nearest: y
+/// rounds above qmax. Stochastic: y > qmax (floor(y') + 1 <= qmax for y' < qmax; y' = qmax
+/// exactly never rounds up).
+inline bool satPossible(float y, float qmax, bool sr) {
+  return sr ? !(y <= qmax) : !(std::nearbyint(y) <= qmax);
+}
+
+/// f(one, sat) with the runtime flags as std::bool_constant.
+template <class F>
+[[gnu::always_inline]] inline void withModes(bool one, bool sat, const F& f) {
+  if (one) {
+    if (sat) {
+      f(std::true_type{}, std::true_type{});
+    } else {
+      f(std::true_type{}, std::false_type{});
+    }
+  } else if (sat) {
+    f(std::false_type{}, std::true_type{});
+  } else {
+    f(std::false_type{}, std::false_type{});
+  }
+}
+
 /// One vector of elements v: quantize with per-lane scales (one factor each way when kOne),
 /// store values or mantissas.
-template <bool kFull, bool kOne, class Out>
+template <bool kFull, bool kOne, bool kSat, class Out>
 [[gnu::always_inline]] inline void quantVec(__m512 v, Out* op, __mmask16 m, const VScale& sc,
                                             __m512 qmax, bool sr, const uint32_t* rbits,
                                             VCounters& cnt) {
-  const __m512 r = mantissaVec<kFull, kOne>(v, m, sc, qmax, sr, rbits, cnt);
+  const __m512 r = mantissaVec<kFull, kOne, kSat>(v, m, sc, qmax, sr, rbits, cnt);
   if constexpr (std::is_same_v<Out, float>) {
     const __m512 o = valueVec<kOne>(r, sc);
     if constexpr (kFull) {
@@ -457,11 +484,18 @@ template <bool kFull, bool kOne, class Out>
 /// What every block of a call shares.
 struct BlockCtx {
   int bits;
+  float qmaxS;
   __m512 qmax;
   bool sr;
   StochasticKey key;
   uint32_t* rbits;  // room for one block's stochastic bits (sr)
 };
+
+/// satPossible for a block with maximum bits `amax` and exponent e (scaled as its elements).
+[[gnu::always_inline]] inline bool blockSat(uint32_t amax, int e, const BlockCtx& c) {
+  const Scale sc = scaleFor(e, c.bits);
+  return satPossible((std::bit_cast<float>(amax) * sc.f1) * sc.f2, c.qmaxS, c.sr);
+}
 
 /// One block of n contiguous values (kLen = n when it is known at compile time): its exponent
 /// (to *ex when given) and its values to op; `index` is the flat index of its first element
@@ -472,9 +506,10 @@ template <int64_t kLen, class Out>
                                                HbfpPass& r) {
   const int64_t len = kLen ? kLen : n;
   __m512i acc = _mm512_setzero_si512();
-  vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
-    acc = absMaxVec<decltype(full)::value>(acc, xp + j, m);
-  });
+  vectorLoop(
+      len, [&](int64_t j, auto full, __mmask16 m) __attribute__((always_inline)) {
+        acc = absMaxVec<decltype(full)::value>(acc, xp + j, m);
+      });
   const uint32_t amax = _mm512_reduce_max_epu32(acc);
   if (amax >= 0x7f800000u) {
     r.nonFinite += countNonFinite(xp, len);  // the call fails; values are not used
@@ -484,18 +519,16 @@ template <int64_t kLen, class Out>
   if (ex) *ex = static_cast<int16_t>(e);
   const VScale vs = vscaleFor(e, c.bits);
   if (c.sr) fillBitsAvx512(c.key, index, len, c.rbits);
-  auto run = [&](auto one) {
-    vectorLoop(len, [&](int64_t j, auto full, __mmask16 m) {
-      constexpr bool kFull = decltype(full)::value;
-      quantVec<kFull, decltype(one)::value>(loadVec<kFull>(xp + j, m), op + j, m, vs, c.qmax, c.sr,
-                                            c.sr ? c.rbits + j : nullptr, cnt);
-    });
-  };
-  if (vs.one) {
-    run(std::true_type{});
-  } else {
-    run(std::false_type{});
-  }
+  withModes(
+      vs.one, blockSat(amax, e, c), [&](auto one, auto sat) __attribute__((always_inline)) {
+        vectorLoop(
+            len, [&](int64_t j, auto full, __mmask16 m) __attribute__((always_inline)) {
+              constexpr bool kFull = decltype(full)::value;
+              quantVec<kFull, decltype(one)::value, decltype(sat)::value>(
+                  loadVec<kFull>(xp + j, m), op + j, m, vs, c.qmax, c.sr,
+                  c.sr ? c.rbits + j : nullptr, cnt);
+            });
+      });
   return true;
 }
 
@@ -503,7 +536,8 @@ BlockCtx blockCtx(const HbfpParams& p, const StochasticKey& key, std::vector<uin
                   int64_t block) {
   const bool sr = p.rounding == Rounding::Stochastic;
   if (sr) bits.resize(static_cast<size_t>(block));
-  return {p.bits, _mm512_set1_ps(std::ldexp(1.0f, p.bits - 1) - 1.0f), sr, key, bits.data()};
+  const float qmax = std::ldexp(1.0f, p.bits - 1) - 1.0f;
+  return {p.bits, qmax, _mm512_set1_ps(qmax), sr, key, bits.data()};
 }
 
 template <class Out>
@@ -563,10 +597,11 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
       for (int64_t j = 0; j < w; j += 16) _mm512_store_si512(amax + j, _mm512_setzero_si512());
       for (int64_t a = a0; a < a1; ++a) {
         const float* row = x + (o * L.axis + a) * L.inner + i0;
-        vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
-          _mm512_store_si512(
-              amax + j, absMaxVec<decltype(full)::value>(_mm512_load_si512(amax + j), row + j, m));
-        });
+        vectorLoop(
+            w, [&](int64_t j, auto full, __mmask16 m) __attribute__((always_inline)) {
+              _mm512_store_si512(amax + j, absMaxVec<decltype(full)::value>(
+                                               _mm512_load_si512(amax + j), row + j, m));
+            });
       }
     }
     bool bad = false;
@@ -577,44 +612,49 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
       continue;  // the call fails; values are not used
     }
     int16_t* ex = exps ? exps + (o * nb + b) * L.inner + i0 : nullptr;
-    bool one = true;
-    vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
-      sc[j / 16] = vscaleFor(_mm512_load_si512(amax + j), p.bits, m);
-      one = one && sc[j / 16].one;
-      if (!ex) return;
-      __m256i e16 = _mm512_cvtepi32_epi16(sc[j / 16].e);
-      if constexpr (decltype(full)::value) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(ex + j), e16);
-      } else {
-        _mm256_mask_storeu_epi16(ex + j, m, e16);
-      }
-    });
-    auto run = [&](auto kOne) {
-      for (int64_t a = a0; a < a1; ++a) {
-        int64_t base = (o * L.axis + a) * L.inner + i0;
-        if (sr) fillBitsAvx512(key, static_cast<uint64_t>(base), w, bits);
-        if (w == kTile) {
-#pragma GCC unroll 8
-          for (int k = 0; k < kTile / 16; ++k) {
-            quantVec<true, decltype(kOne)::value>(_mm512_loadu_ps(x + base + 16 * k),
-                                                  out + base + 16 * k, 0xffff, sc[k], qmax, sr,
-                                                  sr ? bits + 16 * k : nullptr, cnt);
+    bool one = true, sat = false;
+    vectorLoop(
+        w, [&](int64_t j, auto full, __mmask16 m) __attribute__((always_inline)) {
+          const __m512i am = _mm512_load_si512(amax + j);
+          sc[j / 16] = vscaleFor(am, p.bits, m);
+          one = one && sc[j / 16].one;
+          // satPossible per lane (lanes past the tail have am = 0).
+          const __m512 y =
+              _mm512_mul_ps(_mm512_mul_ps(_mm512_castsi512_ps(am), sc[j / 16].f1), sc[j / 16].f2);
+          const __m512 ym =
+              sr ? y : _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+          sat = sat || _mm512_cmp_ps_mask(ym, qmax, _CMP_GT_OQ) != 0;
+          if (!ex) return;
+          __m256i e16 = _mm512_cvtepi32_epi16(sc[j / 16].e);
+          if constexpr (decltype(full)::value) {
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(ex + j), e16);
+          } else {
+            _mm256_mask_storeu_epi16(ex + j, m, e16);
           }
-          continue;
-        }
-        vectorLoop(w, [&](int64_t j, auto full, __mmask16 m) {
-          constexpr bool kFull = decltype(full)::value;
-          quantVec<kFull, decltype(kOne)::value>(loadVec<kFull>(x + base + j, m), out + base + j, m,
-                                                 sc[j / 16], qmax, sr, sr ? bits + j : nullptr,
-                                                 cnt);
         });
-      }
-    };
-    if (one) {
-      run(std::true_type{});
-    } else {
-      run(std::false_type{});
-    }
+    withModes(
+        one, sat, [&](auto kOne, auto kSat) __attribute__((always_inline)) {
+          for (int64_t a = a0; a < a1; ++a) {
+            int64_t base = (o * L.axis + a) * L.inner + i0;
+            if (sr) fillBitsAvx512(key, static_cast<uint64_t>(base), w, bits);
+            if (w == kTile) {
+#pragma GCC unroll 8
+              for (int k = 0; k < kTile / 16; ++k) {
+                quantVec<true, decltype(kOne)::value, decltype(kSat)::value>(
+                    _mm512_loadu_ps(x + base + 16 * k), out + base + 16 * k, 0xffff, sc[k], qmax,
+                    sr, sr ? bits + 16 * k : nullptr, cnt);
+              }
+              continue;
+            }
+            vectorLoop(
+                w, [&](int64_t j, auto full, __mmask16 m) __attribute__((always_inline)) {
+                  constexpr bool kFull = decltype(full)::value;
+                  quantVec<kFull, decltype(kOne)::value, decltype(kSat)::value>(
+                      loadVec<kFull>(x + base + j, m), out + base + j, m, sc[j / 16], qmax, sr,
+                      sr ? bits + j : nullptr, cnt);
+                });
+          }
+        });
   }
   cnt.addTo(r);
   return r;
@@ -622,13 +662,14 @@ HbfpPass stridedAvx512(const float* x, Out* out, int16_t* exps, const HbfpLayout
 
 /// Copies n floats (a piece of a gathered block) with whole and masked vectors.
 inline void copyFloats(float* d, const float* s, int64_t n) {
-  vectorLoop(n, [&](int64_t j, auto full, __mmask16 m) {
-    if constexpr (decltype(full)::value) {
-      _mm512_storeu_ps(d + j, _mm512_loadu_ps(s + j));
-    } else {
-      _mm512_mask_storeu_ps(d + j, m, _mm512_maskz_loadu_ps(m, s + j));
-    }
-  });
+  vectorLoop(
+      n, [&](int64_t j, auto full, __mmask16 m) __attribute__((always_inline)) {
+        if constexpr (decltype(full)::value) {
+          _mm512_storeu_ps(d + j, _mm512_loadu_ps(s + j));
+        } else {
+          _mm512_mask_storeu_ps(d + j, m, _mm512_maskz_loadu_ps(m, s + j));
+        }
+      });
 }
 
 /// Where the 64 values of a gathered block spanning runs lie, relative to its line: lane i of
@@ -700,23 +741,20 @@ SpanPlan spanPlan(const HbfpGatherLayout& L, int64_t s, int64_t t) {
     }
     return false;
   }
-  const VScale vs = vscaleFor(blockExponent(std::bit_cast<float>(amax)), c.bits);
+  const int e = blockExponent(std::bit_cast<float>(amax));
+  const VScale vs = vscaleFor(e, c.bits);
   if (c.sr) fillBitsAvx512(c.key, index, 64, c.rbits);
-  auto run = [&](auto one) {
-    for (int j = 0; j < 4; ++j) {
-      const __m512 o = valueVec<decltype(one)::value>(
-          mantissaVec<true, decltype(one)::value>(v[j], 0xffff, vs, c.qmax, c.sr,
-                                                  c.sr ? c.rbits + 16 * j : nullptr, cnt),
-          vs);
-      _mm512_mask_storeu_ps(out + base + plan.off1[j], plan.m1[j], o);
-      _mm512_mask_storeu_ps(out + base + plan.off2[j], plan.m2[j], o);
-    }
-  };
-  if (vs.one) {
-    run(std::true_type{});
-  } else {
-    run(std::false_type{});
-  }
+  withModes(
+      vs.one, blockSat(amax, e, c), [&](auto one, auto sat) __attribute__((always_inline)) {
+        for (int j = 0; j < 4; ++j) {
+          const __m512 o = valueVec<decltype(one)::value>(
+              mantissaVec<true, decltype(one)::value, decltype(sat)::value>(
+                  v[j], 0xffff, vs, c.qmax, c.sr, c.sr ? c.rbits + 16 * j : nullptr, cnt),
+              vs);
+          _mm512_mask_storeu_ps(out + base + plan.off1[j], plan.m1[j], o);
+          _mm512_mask_storeu_ps(out + base + plan.off2[j], plan.m2[j], o);
+        }
+      });
   return true;
 }
 
