@@ -176,9 +176,14 @@ int main(int argc, char** argv) {
       ("recipes", "comma-separated recipes", cxxopts::value<std::vector<std::string>>()->default_value(
           "fp32,hbfp8,boosters,fp8,bf16"))
       ("no-layers", "skip the single-layer timings")
-      ("no-train", "skip the training-step timings");
+      ("no-train", "skip the training-step timings")
+      ("h,help", "this help");
   try {
     auto r = options.parse(argc, argv);
+    if (r.count("help")) {
+      std::cout << options.help() << '\n';
+      return 0;
+    }
     if (r["threads"].as<int>() > 0) setNumThreads(r["threads"].as<int>());
     setBf16GemmEnabled(true);  // the benchmark switches it itself, whatever MANTISSA_BF16_GEMM says
     if (!bf16GemmEnabled()) {

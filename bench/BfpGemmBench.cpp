@@ -231,9 +231,14 @@ int main(int argc, char** argv) {
       ("no-kernel", "skip the kernel timings")
       ("layers", "only the layers whose name contains this", cxxopts::value<std::string>()->default_value(""))
       ("no-layers", "skip the single-layer timings")
-      ("no-train", "skip the training-step timings");
+      ("no-train", "skip the training-step timings")
+      ("h,help", "this help");
   try {
     auto r = options.parse(argc, argv);
+    if (r.count("help")) {
+      std::cout << options.help() << '\n';
+      return 0;
+    }
     if (r["threads"].as<int>() > 0) setNumThreads(r["threads"].as<int>());
     if (!od::cpuHasAvx512Vnni()) {
       std::cerr << "mantissa-bench-int8: this CPU has no AVX-512 VNNI; the path runs its "
