@@ -406,26 +406,217 @@ int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S
   return _mm512_reduce_add_epi32(nonZero);
 }
 
+// ---- The same search on 16-bit keys, 32 elements per vector ----------------------------------
+//
+// With h = the top 16 bits of |x| and H_k those of T_k: T_k <= |x| implies H_k <= h, and H_k < h
+// implies T_k < |x|. So c16 = max{k : H_k <= h} is the code c = max{k : T_k <= |x|} or, when
+// H_c16 == h and the low 16 bits of |x| are below those of T_c16, one more than it -- provided
+// no two thresholds that a finite |x| can reach share their top 16 bits (else the 32-bit search
+// runs; s2fp8WordSearchApplies). Half the lanes per operation of the 32-bit search, and the
+// codes come out as the 16-bit indices the value lookup takes.
+
+/// Level tables as in SearchRegs, with H - 1 in 16-bit lanes ("h >= H" is the sign bit of
+/// H - 1 - h: both are at most 0x7fff), plus the top and low halves of all 128 thresholds for
+/// the correction.
+struct WordSearchRegs {
+  __m512i t64, t32, t16, t8, t4, t2, t1a, t1b;
+  __m512i hiT[4], loT[4];
+};
+
+inline WordSearchRegs loadWordRegs(const S2fp8Tables& t) {
+  WordSearchRegs r;
+  alignas(64) uint16_t buf[64];
+  auto level = [&](int s) {
+    int count = 128 / (2 * s);
+    for (int i = 0; i < 64; ++i) {
+      uint32_t h = i < count ? std::bit_cast<uint32_t>(t.thresholds[s + 2 * s * i]) >> 16 : 0x7f80u;
+      buf[i] = static_cast<uint16_t>(h - 1);
+    }
+  };
+  level(64);
+  r.t64 = _mm512_set1_epi16(static_cast<int16_t>(buf[0]));
+  level(32);
+  r.t32 = _mm512_load_si512(buf);
+  level(16);
+  r.t16 = _mm512_load_si512(buf);
+  level(8);
+  r.t8 = _mm512_load_si512(buf);
+  level(4);
+  r.t4 = _mm512_load_si512(buf);
+  level(2);
+  r.t2 = _mm512_load_si512(buf);
+  level(1);
+  r.t1a = _mm512_load_si512(buf);
+  r.t1b = _mm512_load_si512(buf + 32);
+  alignas(64) uint16_t hi[128], lo[128];
+  for (int k = 0; k < 128; ++k) {
+    uint32_t b = std::bit_cast<uint32_t>(t.thresholds[k]);
+    hi[k] = static_cast<uint16_t>(b >> 16);
+    lo[k] = static_cast<uint16_t>(b);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r.hiT[k] = _mm512_load_si512(hi + 32 * k);
+    r.loT[k] = _mm512_load_si512(lo + 32 * k);
+  }
+  return r;
+}
+
+template <bool kVbmi2>
+inline __m512i nextLevelWords(__m512i idx, __m512i tm1, __m512i h) {
+  __m512i d = _mm512_sub_epi16(tm1, h);
+  if constexpr (kVbmi2) {
+    __m512i r;
+    asm("vpshldw $1, %2, %1, %0" : "=v"(r) : "v"(idx), "v"(d));  // (idx << 1) | (d >> 15)
+    return r;
+  } else {
+    return _mm512_add_epi16(_mm512_add_epi16(idx, idx), _mm512_srli_epi16(d, 15));
+  }
+}
+
+/// Words table[idx] of a 128-entry table in four registers (idx < 128).
+inline __m512i lookupWords128(const __m512i* t, __m512i idx, __mmask32 bit6) {
+  return _mm512_mask_blend_epi16(bit6, _mm512_permutex2var_epi16(t[0], idx, t[1]),
+                                 _mm512_permutex2var_epi16(t[2], idx, t[3]));
+}
+
+/// Codes of 32 magnitudes given as top halves h and low halves l (16-bit lanes).
+template <bool kVbmi2>
+inline __m512i searchCodesWords(const WordSearchRegs& R, __m512i h, __m512i l) {
+  __m512i c = _mm512_srli_epi16(_mm512_sub_epi16(R.t64, h), 15);
+  c = nextLevelWords<kVbmi2>(c, _mm512_permutexvar_epi16(c, R.t32), h);
+  c = nextLevelWords<kVbmi2>(c, _mm512_permutexvar_epi16(c, R.t16), h);
+  c = nextLevelWords<kVbmi2>(c, _mm512_permutexvar_epi16(c, R.t8), h);
+  c = nextLevelWords<kVbmi2>(c, _mm512_permutexvar_epi16(c, R.t4), h);
+  c = nextLevelWords<kVbmi2>(c, _mm512_permutexvar_epi16(c, R.t2), h);
+  c = nextLevelWords<kVbmi2>(c, _mm512_permutex2var_epi16(R.t1a, c, R.t1b), h);
+  // c = max{k : H_k <= h}; one less where the top halves tie and the low half is below T_c's.
+  const __mmask32 bit6 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(64));
+  const __mmask32 tie = _mm512_cmpeq_epi16_mask(h, lookupWords128(R.hiT, c, bit6));
+  const __mmask32 below = _mm512_mask_cmplt_epu16_mask(tie, l, lookupWords128(R.loT, c, bit6));
+  return _mm512_mask_sub_epi16(c, below, c, _mm512_set1_epi16(1));
+}
+
+/// mapAvx512 with the 16-bit search (s2fp8WordSearchApplies(t) must hold).
+template <bool kVbmi2, bool kSpecials, bool kOut, bool kCodes>
+int64_t mapWordsAvx512(const float* x, float* out, uint8_t* codes, int64_t n,
+                       const S2fp8Tables& t) {
+  const WordSearchRegs R = loadWordRegs(t);
+  [[maybe_unused]] const ValueRegs V = loadValueRegs(t);
+  const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
+  const __m512i signMask = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+  alignas(64) uint16_t hiIdx[32], loIdx[32];  // words: top / low half of each dword, v0 then v1
+  for (int j = 0; j < 16; ++j) {
+    hiIdx[j] = static_cast<uint16_t>(2 * j + 1);
+    hiIdx[16 + j] = static_cast<uint16_t>(32 + 2 * j + 1);
+    loIdx[j] = static_cast<uint16_t>(2 * j);
+    loIdx[16 + j] = static_cast<uint16_t>(32 + 2 * j);
+  }
+  const __m512i packHi = _mm512_load_si512(hiIdx), packLo = _mm512_load_si512(loIdx);
+  const __m512i oneW = _mm512_set1_epi16(1);
+  // Non-zero codes per word lane: at most kKernelChunk / 32 = 2048 per call, no overflow.
+  __m512i nonZero = _mm512_setzero_si512();
+  auto step = [&](int64_t i, auto full, __mmask16 m0, __mmask16 m1) {
+    constexpr bool kFull = decltype(full)::value;
+    __m512 v0 = kFull ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m0, x + i);
+    __m512 v1 = kFull ? _mm512_loadu_ps(x + i + 16) : _mm512_maskz_loadu_ps(m1, x + i + 16);
+    __m512i ab0 = _mm512_and_si512(_mm512_castps_si512(v0), absMask);
+    __m512i ab1 = _mm512_and_si512(_mm512_castps_si512(v1), absMask);
+    __m512i h = _mm512_permutex2var_epi16(ab0, packHi, ab1);
+    __m512i l = _mm512_permutex2var_epi16(ab0, packLo, ab1);
+    __m512i c = searchCodesWords<kVbmi2>(R, h, l);
+    nonZero = _mm512_add_epi16(nonZero, _mm512_min_epu16(c, oneW));
+    [[maybe_unused]] __mmask16 nf0 = 0, nan0 = 0, nf1 = 0, nan1 = 0;
+    if constexpr (kSpecials) {
+      nf0 = _mm512_cmp_ps_mask(_mm512_castsi512_ps(ab0), fmax, _CMP_NLE_UQ);
+      nf1 = _mm512_cmp_ps_mask(_mm512_castsi512_ps(ab1), fmax, _CMP_NLE_UQ);
+      nan0 = _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q);
+      nan1 = _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
+    }
+    if constexpr (kOut) {
+      __m512i s0 = _mm512_and_si512(_mm512_castps_si512(v0), signMask);
+      __m512i s1 = _mm512_and_si512(_mm512_castps_si512(v1), signMask);
+      __mmask32 b6 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(64));
+      __m512i lo = lookupWords128(V.lo, c, b6), hi = lookupWords128(V.hi, c, b6);
+      __m512i bits0 = _mm512_or_si512(_mm512_permutex2var_epi16(lo, V.interLo, hi), s0);
+      __m512i bits1 = _mm512_or_si512(_mm512_permutex2var_epi16(lo, V.interHi, hi), s1);
+      if constexpr (kSpecials) {
+        bits0 = withSpecials(bits0, s0, nf0, nan0);
+        bits1 = withSpecials(bits1, s1, nf1, nan1);
+      }
+      if constexpr (kFull) {
+        _mm512_storeu_si512(out + i, bits0);
+        _mm512_storeu_si512(out + i + 16, bits1);
+      } else {
+        _mm512_mask_storeu_epi32(out + i, m0, bits0);
+        _mm512_mask_storeu_epi32(out + i + 16, m1, bits1);
+      }
+    }
+    if constexpr (kCodes) {
+      __m512i code = c;
+      if constexpr (kSpecials) {
+        code = _mm512_mask_mov_epi16(code, _mm512_kunpackw(nf1, nf0), _mm512_set1_epi16(0x7c));
+        code = _mm512_mask_mov_epi16(code, _mm512_kunpackw(nan1, nan0), _mm512_set1_epi16(0x7f));
+      }
+      // Sign: bit 15 of each input's top half, moved to bit 7.
+      __m512i sh = _mm512_permutex2var_epi16(_mm512_castps_si512(v0), packHi, _mm512_castps_si512(v1));
+      code = _mm512_or_si512(code, _mm512_and_si512(_mm512_srli_epi16(sh, 8), _mm512_set1_epi16(0x80)));
+      __m256i c8 = _mm512_cvtepi16_epi8(code);
+      if constexpr (kFull) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), c8);
+      } else {
+        _mm256_mask_storeu_epi8(codes + i, _mm512_kunpackw(m1, m0), c8);
+      }
+    }
+  };
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) step(i, std::true_type{}, __mmask16(0xffff), __mmask16(0xffff));
+  if (i < n) {
+    const int64_t left = n - i;  // 1..31
+    const uint32_t bits = static_cast<uint32_t>((uint64_t{1} << left) - 1u);
+    step(i, std::false_type{}, static_cast<__mmask16>(bits), static_cast<__mmask16>(bits >> 16));
+  }
+  return _mm512_reduce_add_epi32(_mm512_madd_epi16(nonZero, oneW));
+}
+
 /// mapAvx512 with the ISA extension, the output choices and the NaN/Inf handling resolved at
 /// compile time.
+template <bool kVbmi2, bool kSpecials, bool kOut, bool kCodes>
+int64_t mapAvx512Pick(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t,
+                      bool words) {
+  return words ? mapWordsAvx512<kVbmi2, kSpecials, kOut, kCodes>(x, out, codes, n, t)
+               : mapAvx512<kVbmi2, kSpecials, kOut, kCodes>(x, out, codes, n, t);
+}
+
 template <bool kVbmi2>
 int64_t mapAvx512Any(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t,
-                     bool specials) {
+                     bool specials, bool words) {
   if (specials) {
-    if (out && codes) return mapAvx512<kVbmi2, true, true, true>(x, out, codes, n, t);
-    if (out) return mapAvx512<kVbmi2, true, true, false>(x, out, codes, n, t);
-    if (codes) return mapAvx512<kVbmi2, true, false, true>(x, out, codes, n, t);
-    return mapAvx512<kVbmi2, true, false, false>(x, out, codes, n, t);
+    if (out && codes) return mapAvx512Pick<kVbmi2, true, true, true>(x, out, codes, n, t, words);
+    if (out) return mapAvx512Pick<kVbmi2, true, true, false>(x, out, codes, n, t, words);
+    if (codes) return mapAvx512Pick<kVbmi2, true, false, true>(x, out, codes, n, t, words);
+    return mapAvx512Pick<kVbmi2, true, false, false>(x, out, codes, n, t, words);
   }
-  if (out && codes) return mapAvx512<kVbmi2, false, true, true>(x, out, codes, n, t);
-  if (out) return mapAvx512<kVbmi2, false, true, false>(x, out, codes, n, t);
-  if (codes) return mapAvx512<kVbmi2, false, false, true>(x, out, codes, n, t);
-  return mapAvx512<kVbmi2, false, false, false>(x, out, codes, n, t);
+  if (out && codes) return mapAvx512Pick<kVbmi2, false, true, true>(x, out, codes, n, t, words);
+  if (out) return mapAvx512Pick<kVbmi2, false, true, false>(x, out, codes, n, t, words);
+  if (codes) return mapAvx512Pick<kVbmi2, false, false, true>(x, out, codes, n, t, words);
+  return mapAvx512Pick<kVbmi2, false, false, false>(x, out, codes, n, t, words);
 }
 
 #pragma GCC pop_options
 
 }  // namespace
+
+bool s2fp8WordSearchApplies(const S2fp8Tables& t) {
+  uint32_t prev = 0;  // top bits of T_0 = 0
+  for (int k = 1; k < kE5M2FiniteCodes; ++k) {
+    if (!(t.thresholds[k] <= FLT_MAX)) break;  // +Inf: no finite |x| reaches it
+    const uint32_t h = std::bit_cast<uint32_t>(t.thresholds[k]) >> 16;
+    if (h <= prev) return false;
+    prev = h;
+  }
+  return true;
+}
 
 double S2fp8Scan::meanLog2() const {
   if (count == 0) return 0.0;
@@ -474,7 +665,10 @@ S2fp8Scan s2fp8Scan(const float* x, int64_t n, KernelIsa isa) {
 
 namespace {
 std::atomic<bool> gVbmi2{__builtin_cpu_supports("avx512vbmi2") != 0};
+std::atomic<bool> gWordSearch{true};
 }  // namespace
+
+bool s2fp8UseWordSearch(bool allow) { return gWordSearch.exchange(allow); }
 
 bool s2fp8UseVbmi2(bool allow) {
   return gVbmi2.exchange(allow && __builtin_cpu_supports("avx512vbmi2") != 0);
@@ -483,14 +677,16 @@ bool s2fp8UseVbmi2(bool allow) {
 int64_t s2fp8Map(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t,
                  KernelIsa isa, bool mayHaveNonFinite) {
   const bool vbmi2 = gVbmi2.load(std::memory_order_relaxed);
+  const bool words = isa == KernelIsa::Avx512 && gWordSearch.load(std::memory_order_relaxed) &&
+                     s2fp8WordSearchApplies(t);
   return reduceChunks(
       n, kKernelChunk, int64_t{0},
       [&](int64_t b, int64_t e) {
         float* o = out ? out + b : nullptr;
         uint8_t* c = codes ? codes + b : nullptr;
         if (isa != KernelIsa::Avx512) return mapScalar(x + b, o, c, e - b, t);
-        return vbmi2 ? mapAvx512Any<true>(x + b, o, c, e - b, t, mayHaveNonFinite)
-                     : mapAvx512Any<false>(x + b, o, c, e - b, t, mayHaveNonFinite);
+        return vbmi2 ? mapAvx512Any<true>(x + b, o, c, e - b, t, mayHaveNonFinite, words)
+                     : mapAvx512Any<false>(x + b, o, c, e - b, t, mayHaveNonFinite, words);
       },
       [](int64_t a, int64_t b) { return a + b; });
 }

@@ -52,6 +52,15 @@ int64_t s2fp8Map(const float* x, float* out, uint8_t* codes, int64_t n, const S2
 /// default. Returns the previous setting. Tests turn it off to run the AVX-512 F/BW form too.
 bool s2fp8UseVbmi2(bool allow);
 
+/// Lets the AVX-512 map search on the top 16 bits of |x| with a one-step correction (32 lanes
+/// per operation) when the tables allow it (no two reachable thresholds share their top 16 bits);
+/// the default. Returns the previous setting. Tests turn it off to run the 32-bit search too.
+bool s2fp8UseWordSearch(bool allow);
+
+/// True when the 16-bit search gives exactly the 32-bit search's codes for these tables: the top
+/// 16 bits of the finite thresholds T_0 = 0 < T_1 <= ... are strictly increasing.
+bool s2fp8WordSearchApplies(const S2fp8Tables& t);
+
 /// Non-zero finite inputs that s2fp8Map turned into zero, from the scan of the same input and
 /// the map's count of non-zero codes.
 inline int64_t s2fp8Flushed(const S2fp8Scan& scan, int64_t nonZeroCodes) {

@@ -257,11 +257,22 @@ TEST_CASE("S2FP8: scalar and AVX-512 kernels agree bit for bit") {
   }
   CHECK(flushedByHand > 0);
   CHECK(fd::s2fp8Flushed(ref, nonZeroRef) == flushedByHand);
-  for (auto [isa, vbmi2] : {std::pair{fd::KernelIsa::Generic, false}, std::pair{fd::KernelIsa::Avx512, false},
-                            std::pair{fd::KernelIsa::Avx512, true}}) {
+  CHECK(fd::s2fp8WordSearchApplies(t));
+  // Every AVX-512 form: with and without VBMI2, 16-bit and 32-bit search.
+  struct Variant {
+    fd::KernelIsa isa;
+    bool vbmi2, words;
+  };
+  for (Variant var : {Variant{fd::KernelIsa::Generic, false, false}, Variant{fd::KernelIsa::Avx512, false, false},
+                      Variant{fd::KernelIsa::Avx512, true, false}, Variant{fd::KernelIsa::Avx512, false, true},
+                      Variant{fd::KernelIsa::Avx512, true, true}}) {
+    const fd::KernelIsa isa = var.isa;
     if (isa == fd::KernelIsa::Avx512 && fd::bestKernelIsa() != isa) continue;
     CAPTURE(fd::kernelIsaName(isa));
-    CAPTURE(vbmi2);
+    CAPTURE(var.vbmi2);
+    CAPTURE(var.words);
+    const bool wordsBefore = fd::s2fp8UseWordSearch(var.words);
+    const bool vbmi2 = var.vbmi2;
     const bool before = fd::s2fp8UseVbmi2(vbmi2);
     fd::S2fp8Scan s = fd::s2fp8Scan(v.data(), n, isa);
     CHECK(s.count == ref.count);
@@ -290,9 +301,68 @@ TEST_CASE("S2FP8: scalar and AVX-512 kernels agree bit for bit") {
       }
     }
     fd::s2fp8UseVbmi2(before);
+    fd::s2fp8UseWordSearch(wordsBefore);
   }
   // The thresholds are sorted and the search is max{k : |x| >= T[k]}.
   for (int k = 1; k < 128; ++k) CHECK(t.thresholds[k - 1] <= t.thresholds[k]);
+}
+
+TEST_CASE("S2FP8: the 16-bit search at every threshold, and where it does not apply") {
+  // Inputs on, just below and just above every threshold, and sharing each threshold's top 16
+  // bits with low halves on both sides: where the 16-bit search needs its correction.
+  auto inputsAround = [](const fd::S2fp8Tables& t) {
+    std::vector<float> v;
+    for (int k = 1; k < fd::kE5M2FiniteCodes; ++k) {
+      const float th = t.thresholds[k];
+      if (!(th <= FLT_MAX)) continue;
+      const uint32_t b = std::bit_cast<uint32_t>(th);
+      for (float x : {th, std::nextafter(th, 0.0f), std::nextafter(th, INFINITY),
+                      std::bit_cast<float>(b & 0xffff0000u), std::bit_cast<float>(b | 0x0000ffffu),
+                      std::bit_cast<float>((b & 0xffff0000u) | 0x8000u)}) {
+        v.push_back(x);
+        v.push_back(-x);
+      }
+    }
+    v.push_back(0.0f);
+    v.push_back(INFINITY);
+    v.push_back(NAN);
+    v.push_back(std::bit_cast<float>(0x7f800001u));  // NaN whose top half is Inf's
+    return v;
+  };
+  struct Case {
+    float alpha, beta;
+    bool applies;
+  };
+  // alpha 1 / beta 0: plain E5M2 midpoints; 0.37 / 3.25 and 4.2 / 9.0: typical spreads; 2^15:
+  // a spread of 2^-11 binades puts many thresholds in one bf16 interval (the 32-bit search runs).
+  for (Case cs : {Case{1.0f, 0.0f, true}, Case{0.37f, 3.25f, true}, Case{4.2f, 9.0f, true},
+                  Case{32768.0f, 100.0f, false}}) {
+    CAPTURE(cs.alpha);
+    const fd::S2fp8Tables t = fd::s2fp8Tables(cs.alpha, cs.beta);
+    CHECK(fd::s2fp8WordSearchApplies(t) == cs.applies);
+    const std::vector<float> v = inputsAround(t);
+    const int64_t n = static_cast<int64_t>(v.size());
+    std::vector<float> outRef(v.size()), out(v.size());
+    std::vector<uint8_t> codesRef(v.size()), codes(v.size());
+    const int64_t nzRef = fd::s2fp8Map(v.data(), outRef.data(), codesRef.data(), n, t, fd::KernelIsa::Generic);
+    // The reference itself: the code is the number of thresholds at or below |x|.
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!std::isfinite(v[i])) continue;
+      int c = 0;
+      for (int k = 1; k < fd::kE5M2FiniteCodes; ++k) c += std::fabs(v[i]) >= t.thresholds[k];
+      REQUIRE((codesRef[i] & 0x7f) == c);
+    }
+    if (fd::bestKernelIsa() != fd::KernelIsa::Avx512) continue;
+    for (bool words : {false, true}) {
+      CAPTURE(words);
+      const bool before = fd::s2fp8UseWordSearch(words);
+      const int64_t nz = fd::s2fp8Map(v.data(), out.data(), codes.data(), n, t, fd::KernelIsa::Avx512);
+      fd::s2fp8UseWordSearch(before);
+      CHECK(nz == nzRef);
+      CHECK(codes == codesRef);
+      for (size_t i = 0; i < v.size(); ++i) REQUIRE(sameFloat(out[i], outRef[i]));
+    }
+  }
 }
 
 TEST_CASE("S2FP8: statistics against a long-double reference, every binade and thread count") {
