@@ -146,7 +146,8 @@ inline __m512i countLanes(__m512i c, __mmask16 k) {
   return _mm512_mask_sub_epi32(c, k, c, _mm512_set1_epi32(-1));
 }
 
-/// Lane products of scanScalar times 2^exps, in two vectors of 8 doubles (lanes 0-7, 8-15).
+/// renormalise() on the lane products held in two vectors of 8 doubles (lanes 0-7 in p0, 8-15 in
+/// p1), the exponents added lane-wise into exps.
 inline void renormaliseAvx512(__m512d& p0, __m512d& p1, __m512d& exps) {
   exps = _mm512_add_pd(exps, _mm512_add_pd(_mm512_getexp_pd(p0), _mm512_getexp_pd(p1)));
   p0 = _mm512_getmant_pd(p0, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
@@ -176,8 +177,9 @@ S2fp8Scan scanAvx512(const float* x, int64_t n) {
     sumE = _mm512_mask_add_ps(sumE, nz, sumE, _mm512_getexp_ps(a));
     // Lanes that do not count multiply by 1.
     __m512 mm = _mm512_mask_getmant_ps(one, nz, a, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
+    __m256 mmHi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(mm), 1));
     p0 = _mm512_mul_pd(p0, _mm512_cvtps_pd(_mm512_castps512_ps256(mm)));
-    p1 = _mm512_mul_pd(p1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(mm), 1))));
+    p1 = _mm512_mul_pd(p1, _mm512_cvtps_pd(mmHi));
     if (++pending == kRenormEvery) {
       renormaliseAvx512(p0, p1, pexp);
       pending = 0;
