@@ -362,8 +362,8 @@ int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S
     __m512i s1 = _mm512_and_si512(_mm512_castps_si512(v1), signMask);
     __m512i c0 = searchCodes<kVbmi2>(R, ab0), c1 = searchCodes<kVbmi2>(R, ab1);
     // Lanes with a non-zero code (NaN and Inf reach code 127; the zero lanes past the tail 0).
-    nonZero = _mm512_add_epi32(nonZero, _mm512_add_epi32(_mm512_min_epu32(c0, one),
-                                                         _mm512_min_epu32(c1, one)));
+    nonZero = _mm512_add_epi32(
+        nonZero, _mm512_add_epi32(_mm512_min_epu32(c0, one), _mm512_min_epu32(c1, one)));
     [[maybe_unused]] __mmask16 nf0 = 0, nan0 = 0, nf1 = 0, nan1 = 0;
     if constexpr (kSpecials) {
       nf0 = _mm512_cmp_ps_mask(_mm512_castsi512_ps(ab0), fmax, _CMP_NLE_UQ);
@@ -561,8 +561,10 @@ int64_t mapWordsAvx512(const float* x, float* out, uint8_t* codes, int64_t n,
         code = _mm512_mask_mov_epi16(code, _mm512_kunpackw(nan1, nan0), _mm512_set1_epi16(0x7f));
       }
       // Sign: bit 15 of each input's top half, moved to bit 7.
-      __m512i sh = _mm512_permutex2var_epi16(_mm512_castps_si512(v0), packHi, _mm512_castps_si512(v1));
-      code = _mm512_or_si512(code, _mm512_and_si512(_mm512_srli_epi16(sh, 8), _mm512_set1_epi16(0x80)));
+      __m512i sh =
+          _mm512_permutex2var_epi16(_mm512_castps_si512(v0), packHi, _mm512_castps_si512(v1));
+      code = _mm512_or_si512(code,
+                             _mm512_and_si512(_mm512_srli_epi16(sh, 8), _mm512_set1_epi16(0x80)));
       __m256i c8 = _mm512_cvtepi16_epi8(code);
       if constexpr (kFull) {
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + i), c8);

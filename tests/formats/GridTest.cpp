@@ -120,7 +120,8 @@ TEST_CASE("Grid: decodeTable is table[code] bit for bit, NaN payloads included")
   Rng rng(17);
   std::array<float, 256> table;
   for (int c = 0; c < 256; ++c) {
-    uint32_t bits = static_cast<uint32_t>(c) * 0x01010101u ^ static_cast<uint32_t>(rng.uniformInt(1 << 30));
+    uint32_t bits =
+        static_cast<uint32_t>(c) * 0x01010101u ^ static_cast<uint32_t>(rng.uniformInt(1 << 30));
     table[static_cast<size_t>(c)] = std::bit_cast<float>(bits);
   }
   table[0] = 0.0f;
@@ -129,16 +130,19 @@ TEST_CASE("Grid: decodeTable is table[code] bit for bit, NaN payloads included")
   table[0xff] = std::bit_cast<float>(0xffc00001u);
   for (int64_t n : {0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 300007}) {
     std::vector<uint8_t> codes(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) codes[static_cast<size_t>(i)] = static_cast<uint8_t>(i < 256 ? i : rng.uniformInt(256));
+    for (int64_t i = 0; i < n; ++i)
+      codes[static_cast<size_t>(i)] = static_cast<uint8_t>(i < 256 ? i : rng.uniformInt(256));
     for (bool avx512 : {false, true}) {
       CAPTURE(n);
       CAPTURE(avx512);
       std::vector<float> out(static_cast<size_t>(n) + 3, 7.0f);
       decodeTable(codes.data(), out.data(), n, table, avx512);
       for (int64_t i = 0; i < n; ++i) {
-        REQUIRE(bitsOf(out[static_cast<size_t>(i)]) == bitsOf(table[codes[static_cast<size_t>(i)]]));
+        REQUIRE(bitsOf(out[static_cast<size_t>(i)]) ==
+                bitsOf(table[codes[static_cast<size_t>(i)]]));
       }
-      for (size_t i = static_cast<size_t>(n); i < out.size(); ++i) REQUIRE(out[i] == 7.0f);  // no write past n
+      for (size_t i = static_cast<size_t>(n); i < out.size(); ++i)
+        REQUIRE(out[i] == 7.0f);  // no write past n
     }
   }
 }

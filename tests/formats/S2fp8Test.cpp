@@ -7,8 +7,8 @@
 
 #include "core/Error.h"
 #include "core/Rng.h"
-#include "core/parallel/ParallelFor.h"
 #include "core/io/StateDict.h"
+#include "core/parallel/ParallelFor.h"
 #include "formats/S2fp8.h"
 #include "formats/detail/Grid.h"
 #include "formats/detail/S2fp8Kernels.h"
@@ -249,7 +249,8 @@ TEST_CASE("S2FP8: scalar and AVX-512 kernels agree bit for bit") {
   std::vector<float> outRef(v.size());
   std::vector<uint8_t> codesRef(v.size());
   const int64_t n = static_cast<int64_t>(v.size());
-  int64_t nonZeroRef = fd::s2fp8Map(v.data(), outRef.data(), codesRef.data(), n, t, fd::KernelIsa::Generic);
+  int64_t nonZeroRef =
+      fd::s2fp8Map(v.data(), outRef.data(), codesRef.data(), n, t, fd::KernelIsa::Generic);
   // Flushed elements counted from the definition: non-zero finite inputs with code 0.
   int64_t flushedByHand = 0;
   for (size_t i = 0; i < v.size(); ++i) {
@@ -263,9 +264,10 @@ TEST_CASE("S2FP8: scalar and AVX-512 kernels agree bit for bit") {
     fd::KernelIsa isa;
     bool vbmi2, words;
   };
-  for (Variant var : {Variant{fd::KernelIsa::Generic, false, false}, Variant{fd::KernelIsa::Avx512, false, false},
-                      Variant{fd::KernelIsa::Avx512, true, false}, Variant{fd::KernelIsa::Avx512, false, true},
-                      Variant{fd::KernelIsa::Avx512, true, true}}) {
+  for (Variant var :
+       {Variant{fd::KernelIsa::Generic, false, false}, Variant{fd::KernelIsa::Avx512, false, false},
+        Variant{fd::KernelIsa::Avx512, true, false}, Variant{fd::KernelIsa::Avx512, false, true},
+        Variant{fd::KernelIsa::Avx512, true, true}}) {
     const fd::KernelIsa isa = var.isa;
     if (isa == fd::KernelIsa::Avx512 && fd::bestKernelIsa() != isa) continue;
     CAPTURE(fd::kernelIsaName(isa));
@@ -278,7 +280,8 @@ TEST_CASE("S2FP8: scalar and AVX-512 kernels agree bit for bit") {
     CHECK(s.count == ref.count);
     CHECK(s.nonFinite == ref.nonFinite);
     CHECK(s.sumExponent == ref.sumExponent);
-    CHECK(std::bit_cast<uint64_t>(s.sumLog2Mantissa) == std::bit_cast<uint64_t>(ref.sumLog2Mantissa));
+    CHECK(std::bit_cast<uint64_t>(s.sumLog2Mantissa) ==
+          std::bit_cast<uint64_t>(ref.sumLog2Mantissa));
     CHECK(s.minAbs == ref.minAbs);
     CHECK(s.maxAbs == ref.maxAbs);
     // Every choice of outputs, on a length that leaves a vector tail.
@@ -344,7 +347,8 @@ TEST_CASE("S2FP8: the 16-bit search at every threshold, and where it does not ap
     const int64_t n = static_cast<int64_t>(v.size());
     std::vector<float> outRef(v.size()), out(v.size());
     std::vector<uint8_t> codesRef(v.size()), codes(v.size());
-    const int64_t nzRef = fd::s2fp8Map(v.data(), outRef.data(), codesRef.data(), n, t, fd::KernelIsa::Generic);
+    const int64_t nzRef =
+        fd::s2fp8Map(v.data(), outRef.data(), codesRef.data(), n, t, fd::KernelIsa::Generic);
     // The reference itself: the code is the number of thresholds at or below |x|.
     for (size_t i = 0; i < v.size(); ++i) {
       if (!std::isfinite(v[i])) continue;
@@ -356,7 +360,8 @@ TEST_CASE("S2FP8: the 16-bit search at every threshold, and where it does not ap
     for (bool words : {false, true}) {
       CAPTURE(words);
       const bool before = fd::s2fp8UseWordSearch(words);
-      const int64_t nz = fd::s2fp8Map(v.data(), out.data(), codes.data(), n, t, fd::KernelIsa::Avx512);
+      const int64_t nz =
+          fd::s2fp8Map(v.data(), out.data(), codes.data(), n, t, fd::KernelIsa::Avx512);
       fd::s2fp8UseWordSearch(before);
       CHECK(nz == nzRef);
       CHECK(codes == codesRef);
@@ -372,7 +377,8 @@ TEST_CASE("S2FP8: statistics against a long-double reference, every binade and t
   std::vector<float> v;
   for (int rep = 0; rep < 3; ++rep) {
     for (int e = -149; e < 128; ++e) {
-      for (int j = 0; j < 200; ++j) v.push_back(std::ldexp(1.0f + rng.uniform(), e) * (j % 2 ? -1.0f : 1.0f));
+      for (int j = 0; j < 200; ++j)
+        v.push_back(std::ldexp(1.0f + rng.uniform(), e) * (j % 2 ? -1.0f : 1.0f));
     }
   }
   for (uint32_t b = 0x3f7ffff0u; b < 0x3f800010u; ++b) v.push_back(std::bit_cast<float>(b));
@@ -392,7 +398,8 @@ TEST_CASE("S2FP8: statistics against a long-double reference, every binade and t
     for (auto isa : isas()) {
       fd::S2fp8Scan s = fd::s2fp8Scan(v.data(), n, isa);
       CHECK(s.sumExponent == ref.sumExponent);
-      CHECK(std::bit_cast<uint64_t>(s.sumLog2Mantissa) == std::bit_cast<uint64_t>(ref.sumLog2Mantissa));
+      CHECK(std::bit_cast<uint64_t>(s.sumLog2Mantissa) ==
+            std::bit_cast<uint64_t>(ref.sumLog2Mantissa));
     }
   }
   setNumThreads(threadsBefore);
