@@ -23,6 +23,7 @@
 #include <cxxopts.hpp>
 
 #include "apps/common/Precision.h"
+#include "core/CpuFeatures.h"
 #include "core/Rng.h"
 #include "core/ops/Linalg.h"
 #include "core/ops/Loss.h"
@@ -240,7 +241,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (r["threads"].as<int>() > 0) setNumThreads(r["threads"].as<int>());
-    if (!od::cpuHasAvx512Vnni()) {
+    if (!cpuFeatures().avx512Vnni) {
       std::cerr << "mantissa-bench-int8: this CPU has no AVX-512 VNNI; the path runs its "
                    "plain-loop kernel\n";
     }

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "core/CpuFeatures.h"
 #include "core/Rng.h"
 #include "core/ops/detail/Bf16.h"
 #include "core/parallel/ParallelFor.h"
@@ -98,7 +99,7 @@ int main(int argc, char** argv) {
   Tensor x = Tensor::randn({n / 4096, 4096}, rng);  // blocked formats block along the last axis
   Tensor copy = Tensor::empty(x.shape());
   std::cerr << "tensor " << toString(x.shape()) << " (" << x.nbytes() / (1 << 20)
-            << " MiB), AVX-512 " << (formats::detail::cpuHasAvx512() ? "yes" : "no") << "\n";
+            << " MiB), AVX-512 " << (cpuFeatures().avx512 ? "yes" : "no") << "\n";
 
   // Every measured operation, each timing paired with a memcpy timed just before it: on a
   // shared machine the load changes from second to second, and the ratio of two adjacent

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cmath>
 
+#include "core/CpuFeatures.h"
 #include "core/parallel/ParallelFor.h"
 #include "formats/detail/Factories.h"
 
@@ -100,7 +101,7 @@ Tensor Fp16::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* st
   if (rounding_ == Rounding::Stochastic) return GridFormat::quantize(x, args, state);
   Tensor in = detail::checkedInput(x, spec(), args);
   Tensor out = Tensor::uninitialized(in.shape());
-  detail::fp16RoundTrip(in.data<float>(), out.data<float>(), in.numel(), detail::cpuHasAvx512(),
+  detail::fp16RoundTrip(in.data<float>(), out.data<float>(), in.numel(), cpuFeatures().avx512,
                         args.stats);
   return out;
 }

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/CpuFeatures.h"
 #include "core/Error.h"
 #include "core/Rng.h"
 #include "core/parallel/ParallelFor.h"
@@ -284,11 +285,6 @@ int64_t run(RangeFn fn, const float* in, float* out, int64_t n, const FloatGrid&
 
 }  // namespace
 
-bool cpuHasAvx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
-  return has;
-}
 
 StochasticKey stochasticKey(uint64_t seed, uint64_t stream, uint64_t step) {
   auto r = philox4x32({static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)},
@@ -307,7 +303,7 @@ uint32_t stochasticBits(const StochasticKey& key, uint64_t index) {
 int64_t quantizeGrid(const float* in, float* out, int64_t n, const FloatGrid& grid,
                      Rounding rounding, uint64_t seed, uint64_t stream, uint64_t step,
                      QuantStats* stats) {
-  return run(cpuHasAvx512() ? avx512Range : scalarRange, in, out, n, grid, rounding, seed, stream,
+  return run(cpuFeatures().avx512 ? avx512Range : scalarRange, in, out, n, grid, rounding, seed, stream,
              step, stats);
 }
 
@@ -569,7 +565,7 @@ MANTISSA_AVX512 void decodeBf16Avx512Range(const uint8_t* codes, uint16_t* out, 
 
 void encodeMiniFloat(const float* q, uint8_t* codes, int64_t n, const MiniFloat& l, bool avx512) {
   const CodeConsts k = codeConsts(l);
-  const bool vec = avx512 && cpuHasAvx512();
+  const bool vec = avx512 && cpuFeatures().avx512;
   parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
     if (vec) {
       encodeAvx512Range(q, codes, b, e, k);
@@ -583,7 +579,7 @@ void decodeTable(const uint8_t* codes, float* out, int64_t n, const std::array<f
                  bool avx512) {
   alignas(64) std::array<uint32_t, 256> bits;
   for (size_t c = 0; c < 256; ++c) bits[c] = floatToBits(table[c]);
-  const bool vec = avx512 && cpuHasAvx512();
+  const bool vec = avx512 && cpuFeatures().avx512;
   parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
     if (vec) {
       decodeTableAvx512Range(codes, out, b, e, bits.data());
@@ -602,7 +598,7 @@ void decodeMiniFloatBf16(const uint8_t* codes, uint16_t* out, int64_t n, const M
   const std::array<float, 256> values = l.decodeTable();
   alignas(64) std::array<uint16_t, 256> table;
   for (size_t c = 0; c < 256; ++c) table[c] = static_cast<uint16_t>(floatToBits(values[c]) >> 16);
-  const bool vec = avx512 && cpuHasAvx512();
+  const bool vec = avx512 && cpuFeatures().avx512;
   parallelFor(0, n, 1 << 16, [&](int64_t b, int64_t e) {
     if (vec) {
       decodeBf16Avx512Range(codes, out, b, e, table.data());

@@ -98,7 +98,4 @@ void decodeMiniFloat(const uint8_t* codes, float* out, int64_t n, const MiniFloa
 void decodeMiniFloatBf16(const uint8_t* codes, uint16_t* out, int64_t n, const MiniFloat& layout,
                          bool avx512 = true);
 
-/// True when this CPU runs the AVX-512 kernels (F, BW, DQ, VL).
-bool cpuHasAvx512();
-
 }  // namespace mantissa::formats::detail

@@ -10,7 +10,7 @@ namespace mantissa::formats::detail {
 /// bit-identical results; the kernels take the ISA explicitly so tests can run both.
 enum class KernelIsa : uint8_t { Generic, Avx512 };
 
-/// The best ISA this CPU supports (cpuHasAvx512() of the grid quantizer).
+/// The best ISA this CPU supports (cpuFeatures().avx512).
 KernelIsa bestKernelIsa();
 
 /// "generic" / "avx512".

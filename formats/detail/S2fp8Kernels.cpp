@@ -31,6 +31,7 @@
 #include <cfloat>
 #include <cmath>
 
+#include "core/CpuFeatures.h"
 #include "formats/detail/Chunked.h"
 
 namespace mantissa::formats::detail {
@@ -668,14 +669,14 @@ S2fp8Scan s2fp8Scan(const float* x, int64_t n, KernelIsa isa) {
 }
 
 namespace {
-std::atomic<bool> gVbmi2{__builtin_cpu_supports("avx512vbmi2") != 0};
+std::atomic<bool> gVbmi2{cpuFeatures().avx512Vbmi2};
 std::atomic<bool> gWordSearch{true};
 }  // namespace
 
 bool s2fp8UseWordSearch(bool allow) { return gWordSearch.exchange(allow); }
 
 bool s2fp8UseVbmi2(bool allow) {
-  return gVbmi2.exchange(allow && __builtin_cpu_supports("avx512vbmi2") != 0);
+  return gVbmi2.exchange(allow && cpuFeatures().avx512Vbmi2);
 }
 
 int64_t s2fp8Map(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t,

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/CpuFeatures.h"
 #include "core/Rng.h"
 #include "formats/Bfloat16.h"
 #include "formats/Fp16.h"
@@ -212,7 +213,7 @@ TEST_CASE("fp16: the AVX2 (x86-64-v3) and AVX-512 F16C paths agree") {
   std::vector<float> a(v.size()), b(v.size());
   QuantStats sa, sb;
   formats::detail::fp16RoundTrip(v.data(), a.data(), n, false, &sa);
-  if (formats::detail::cpuHasAvx512()) {
+  if (cpuFeatures().avx512) {
     formats::detail::fp16RoundTrip(v.data(), b.data(), n, true, &sb);
     bool same = true;
     for (size_t i = 0; i < v.size(); ++i) same = same && bitsOf(a[i]) == bitsOf(b[i]);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/CpuFeatures.h"
 #include "core/Rng.h"
 #include "formats/Bfloat16.h"
 #include "formats/Ffp8.h"
@@ -84,7 +85,7 @@ bool sameStats(const QuantStats& a, const QuantStats& b) {
 }  // namespace
 
 TEST_CASE("Grid: the AVX-512 kernel equals the scalar reference bit for bit") {
-  if (!cpuHasAvx512()) MESSAGE("no AVX-512 on this CPU: quantizeGrid runs the scalar reference");
+  if (!cpuFeatures().avx512) MESSAGE("no AVX-512 on this CPU: quantizeGrid runs the scalar reference");
   std::vector<float> in = mixedInputs(300000);
   const auto n = static_cast<int64_t>(in.size());
   std::vector<float> fast(in.size()), ref(in.size());

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "LayerTestUtil.h"
+#include "core/CpuFeatures.h"
 #include "core/ops/Linalg.h"
 #include "core/ops/detail/BfpGemm.h"
 #include "formats/Format.h"
@@ -109,7 +110,7 @@ std::vector<float> transposed(const std::vector<float>& v, int64_t rows, int64_t
 
 std::vector<od::BfpIsa> isas() {
   std::vector<od::BfpIsa> v{od::BfpIsa::Scalar};
-  if (od::cpuHasAvx512Vnni()) v.push_back(od::BfpIsa::Vnni);
+  if (cpuFeatures().avx512Vnni) v.push_back(od::BfpIsa::Vnni);
   return v;
 }
 

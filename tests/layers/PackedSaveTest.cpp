@@ -19,6 +19,7 @@
 #include <immintrin.h>
 
 #include "apps/common/Precision.h"
+#include "core/CpuFeatures.h"
 #include "core/Rng.h"
 #include "core/Storage.h"
 #include "core/ops/Linalg.h"
@@ -171,7 +172,7 @@ TEST_CASE("PackedSave: training is bit-identical with packed saved operands, eve
 }
 
 TEST_CASE("PackedSave: with the bf16 GEMM path on, packing changes nothing either") {
-  if (!ops::detail::cpuHasBf16Dot()) return;  // the path is never taken without AVX-512 BF16
+  if (!cpuFeatures().avx512Bf16) return;  // the path is never taken without AVX-512 BF16
   for (const std::string s : {"fp8", "bf16", "fp32;*=ffp8:auto"}) {
     CAPTURE(s);
     resetBf16GemmStats();
@@ -186,7 +187,7 @@ TEST_CASE("PackedSave: with the bf16 GEMM path on, packing changes nothing eithe
 }
 
 TEST_CASE("PackedSave: bf16 path, operands bf16 cannot take exactly: packed and unpacked agree") {
-  if (!ops::detail::cpuHasBf16Dot()) return;
+  if (!cpuFeatures().avx512Bf16) return;
   // ffp8 with bias 127: the smallest normal is 2^-126 and the subnormals 2^-129.. are FP32
   // subnormals, so the forward conversion of x fails and its GEMMs fall back to FP32; the
   // packed operand must then come back as FP32 too (w, whose values are normal, stays on bf16).

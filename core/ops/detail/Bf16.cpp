@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "core/CpuFeatures.h"
 #include "core/Env.h"
 #include "core/ops/Linalg.h"
 #include "core/parallel/ParallelFor.h"
@@ -45,7 +46,7 @@ void resetBf16GemmStats() {
 void setBf16GemmEnabled(bool on) { gSwitch() = on; }
 
 bool bf16GemmEnabled() {
-  return gSwitch().load(std::memory_order_relaxed) && ops::detail::cpuHasBf16Dot();
+  return gSwitch().load(std::memory_order_relaxed) && cpuFeatures().avx512Bf16;
 }
 
 namespace ops::detail {
@@ -54,13 +55,6 @@ void countBf16Gemm() { gBf16.fetch_add(1, std::memory_order_relaxed); }
 void countBf16Inexact() { gInexact.fetch_add(1, std::memory_order_relaxed); }
 void countBf16NoKernel() { gNoKernel.fetch_add(1, std::memory_order_relaxed); }
 
-bool cpuHasBf16Dot() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16") != 0;
-  }();
-  return has;
-}
 
 namespace {
 
@@ -104,14 +98,6 @@ __attribute__((target("avx512f,avx512bw"))) void toBf16ChunkAvx512(const uint32_
   toBf16Chunk(s + i, d + i, n - i, low, lo);
 }
 
-bool cpuHasAvx512Bw() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bw") != 0;
-  }();
-  return has;
-}
-
 }  // namespace
 
 Bf16Operand toBf16Exact(const Tensor& x) {
@@ -121,7 +107,7 @@ Bf16Operand toBf16Exact(const Tensor& x) {
   const uint32_t* s = reinterpret_cast<const uint32_t*>(src.data<float>());
   uint16_t* d = out.data<uint16_t>();
   std::atomic<uint32_t> lowOr{0}, minExp{kNoNonZero};
-  const bool avx512 = cpuHasAvx512Bw();
+  const bool avx512 = cpuFeatures().avx512;
   parallelFor(0, src.numel(), 1 << 15, [&](int64_t b, int64_t e) {
     uint32_t low = 0, lo = kNoNonZero;
     if (avx512) {

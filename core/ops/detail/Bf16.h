@@ -45,10 +45,6 @@ Tensor widenBf16(const Tensor& bits);
 /// the raw GEMM kernels (core/ops/Conv.h, core/ops/Linalg.h).
 inline bool isBf16Bits(const Tensor& t) { return t.defined() && t.dtype() == DType::U16; }
 
-/// True when the CPU has AVX-512 BF16 (VDPBF16PS): without it oneDNN would emulate bf16 and the
-/// path would be slower than FP32, so it is never taken.
-bool cpuHasBf16Dot();
-
 /// Counts one GEMM (thread-safe). See mantissa::Bf16GemmStats.
 void countBf16Gemm();
 void countBf16Inexact();

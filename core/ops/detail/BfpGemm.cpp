@@ -19,6 +19,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "core/CpuFeatures.h"
 #include "core/Env.h"
 #include "core/Error.h"
 #include "core/ops/Linalg.h"
@@ -77,16 +78,7 @@ Blocking blockingOf(const BfpSource& s, int64_t block) {
 
 }  // namespace
 
-bool cpuHasAvx512Vnni() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vnni");
-  }();
-  return has;
-}
-
-BfpIsa bestBfpIsa() { return cpuHasAvx512Vnni() ? BfpIsa::Vnni : BfpIsa::Scalar; }
+BfpIsa bestBfpIsa() { return cpuFeatures().avx512Vnni ? BfpIsa::Vnni : BfpIsa::Scalar; }
 
 namespace {
 
@@ -693,7 +685,7 @@ bool bfpGemmPacked(const BfpPackedA& a, const BfpRowMap& map, const BfpPackedB& 
   const int64_t tileRows = b.panels == 1 ? 2 * kRows : kRows, rowChunk = 8 * tileRows;
   const int64_t chunks = (M + rowChunk - 1) / rowChunk;
   const bool vnni = isa == BfpIsa::Vnni;
-  MANTISSA_CHECK(!vnni || cpuHasAvx512Vnni(), "bfpGemm: this CPU has no AVX-512 VNNI");
+  MANTISSA_CHECK(!vnni || cpuFeatures().avx512Vnni, "bfpGemm: this CPU has no AVX-512 VNNI");
   parallelFor(0, chunks * pairs, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t rc = item / pairs, pp = item % pairs;

@@ -51,8 +51,6 @@ struct BfpSource {
 /// Which instructions run the block dot products.
 enum class BfpIsa : uint8_t { Scalar, Vnni };
 
-/// True when the CPU has AVX-512 F/BW and VNNI.
-bool cpuHasAvx512Vnni();
 /// Vnni when the CPU has it, else Scalar.
 BfpIsa bestBfpIsa();
 
