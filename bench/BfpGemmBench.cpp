@@ -6,10 +6,19 @@
 //      paths off), on the bf16 path (the default) and on the int8 path.
 //   3. Training: one step (forward, cross-entropy, backward, SGD) of ResNet-20 / AlexNet-small
 //      in fp32, hbfp8 with the int8 path off (bf16 path, the default) and on.
+//   4. Ceiling (--ceiling): register-only loops of the instructions themselves, one thread:
+//      FP32 FMA, bf16 dot products (vdpbf16ps) and int8 block dot products (vpdpbusd) followed,
+//      every B values, by the per-block epilogue an exact block-FP GEMM needs (convert the int32
+//      sum, FMA with the blocks' scale), for B = 16, 32, 64: the best an int8 kernel can do
+//      against the bf16 path for ResNet-20's 16/32/64-channel blocks (docs/performance.md "What
+//      ResNet-20 would need for 1.3x").
 // Every measurement interleaves its variants round by round, so a shared, noisy machine slows
 // them alike; medians over the rounds are reported.
 //   mantissa-bench-int8 [--models resnet20,alexnet-small] [--batch 128] [--rounds 5]
 //                       [--threads 2] [--cpu-time] [--no-kernel] [--no-layers] [--no-train]
+//                       [--ceiling]
+#include <immintrin.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -114,6 +123,91 @@ void kernelBench(int rounds) {
                 flop / t[1] * 1e-9, t[0] / t[1]);
   }
   std::printf("\n");
+}
+
+// ---- 4. Instruction ceiling ---------------------------------------------------------------
+// kAcc independent accumulator chains, enough to cover the latency of each instruction; the
+// operands are loop-invariant registers, the results are kept alive through an empty asm.
+constexpr int kAcc = 12;
+
+template <class V>
+inline void keep(V& v) {
+  asm volatile("" : "+v"(v));
+}
+
+__attribute__((target("avx512f"))) double fp32MacsPerNs(int64_t iters) {
+  __m512 acc[kAcc], a = _mm512_set1_ps(1.0f), b = _mm512_set1_ps(1e-9f);
+  for (auto& x : acc) x = _mm512_setzero_ps();
+  const double t0 = now();
+  for (int64_t it = 0; it < iters; ++it) {
+    for (auto& x : acc) x = _mm512_fmadd_ps(a, b, x);
+    keep(a);
+  }
+  const double t = now() - t0;
+  for (auto& x : acc) keep(x);
+  return static_cast<double>(iters) * kAcc * 16 / (t * 1e9);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) double bf16MacsPerNs(int64_t iters) {
+  __m512 acc[kAcc];
+  __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3000);
+  for (auto& x : acc) x = _mm512_setzero_ps();
+  const double t0 = now();
+  for (int64_t it = 0; it < iters; ++it) {
+    for (auto& x : acc) x = _mm512_dpbf16_ps(x, a, b);
+    keep(a);
+  }
+  const double t = now() - t0;
+  for (auto& x : acc) keep(x);
+  return static_cast<double>(iters) * kAcc * 32 / (t * 1e9);
+}
+
+/// kSteps vpdpbusd per block (B = 4 kSteps values), then the block epilogue into FP32. Each
+/// chain has its own B operand, so no two chains compute the same block sum.
+template <int kSteps>
+__attribute__((target("avx512f,avx512vnni"))) double int8BlockMacsPerNs(int64_t iters) {
+  __m512 acc[kAcc], scale = _mm512_set1_ps(0x1p-20f);
+  __m512i a = _mm512_set1_epi8(3), b[kAcc], start = _mm512_setzero_si512();
+  for (int i = 0; i < kAcc; ++i) {
+    acc[i] = _mm512_setzero_ps();
+    b[i] = _mm512_set1_epi8(static_cast<char>(i + 1));
+  }
+  const double t0 = now();
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < kAcc; ++i) {
+      __m512i s = start;
+      for (int k = 0; k < kSteps; ++k) s = _mm512_dpbusd_epi32(s, a, b[i]);
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[i]);
+    }
+    keep(a);
+  }
+  const double t = now() - t0;
+  for (auto& x : acc) keep(x);
+  return static_cast<double>(iters) * kAcc * 64 * kSteps / (t * 1e9);
+}
+
+void ceilingBench(int rounds) {
+  if (!cpuFeatures().avx512 || !cpuFeatures().avx512Bf16 || !cpuFeatures().avx512Vnni) {
+    std::printf("ceiling: skipped (needs AVX-512 with BF16 and VNNI)\n\n");
+    return;
+  }
+  setNumThreads(1);
+  constexpr int64_t kMacs = int64_t{1} << 30;  // per measurement, about 0.1-0.5 s
+  std::vector<double> f32, bf, i16, i32, i64;
+  for (int r = 0; r < rounds; ++r) {
+    f32.push_back(fp32MacsPerNs(kMacs / (kAcc * 16)));
+    bf.push_back(bf16MacsPerNs(kMacs / (kAcc * 32)));
+    i16.push_back(int8BlockMacsPerNs<4>(kMacs / (kAcc * 256)));
+    i32.push_back(int8BlockMacsPerNs<8>(kMacs / (kAcc * 512)));
+    i64.push_back(int8BlockMacsPerNs<16>(kMacs / (kAcc * 1024)));
+  }
+  const double b = median(bf);
+  std::printf("instruction,gmacs_per_s_one_thread,vs_bf16\n");
+  std::printf("fp32 fma,%.1f,%.2f\n", median(f32), median(f32) / b);
+  std::printf("bf16 vdpbf16ps,%.1f,1.00\n", b);
+  std::printf("int8 vpdpbusd block 16 + epilogue,%.1f,%.2f\n", median(i16), median(i16) / b);
+  std::printf("int8 vpdpbusd block 32 + epilogue,%.1f,%.2f\n", median(i32), median(i32) / b);
+  std::printf("int8 vpdpbusd block 64 + epilogue,%.1f,%.2f\n\n", median(i64), median(i64) / b);
 }
 
 void layerBench(int rounds, const std::string& only) {
@@ -233,6 +327,7 @@ int main(int argc, char** argv) {
       ("layers", "only the layers whose name contains this", cxxopts::value<std::string>()->default_value(""))
       ("no-layers", "skip the single-layer timings")
       ("no-train", "skip the training-step timings")
+      ("ceiling", "only the instruction ceiling (register-only loops, one thread)")
       ("h,help", "this help");
   try {
     auto r = options.parse(argc, argv);
@@ -247,6 +342,10 @@ int main(int argc, char** argv) {
     }
     const int rounds = r["rounds"].as<int>();
     gCpuTime = r.count("cpu-time") > 0;
+    if (r.count("ceiling")) {
+      ceilingBench(rounds);
+      return 0;
+    }
     if (!r.count("no-kernel")) kernelBench(rounds);
     if (!r.count("no-layers")) layerBench(rounds, r["layers"].as<std::string>());
     if (!r.count("no-train")) {
