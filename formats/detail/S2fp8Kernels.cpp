@@ -30,6 +30,7 @@
 #include <bit>
 #include <cfloat>
 #include <cmath>
+#include <type_traits>
 
 #include "core/CpuFeatures.h"
 #include "formats/detail/Chunked.h"
@@ -291,20 +292,18 @@ inline __m512i searchCodes(const SearchRegs& R, __m512i ab) {
 /// word permutes that pack two vectors of codes and interleave the halves back into floats.
 struct ValueRegs {
   __m512i hi[4], lo[4];
-  __m512i pack, interLo, interHi;
+  __m512i interLo, interHi;  // word permutes interleaving lo and hi back into 32-bit values
 };
 
 inline ValueRegs loadValueRegs(const S2fp8Tables& t) {
   ValueRegs r;
-  alignas(64) uint16_t hi[128], lo[128], pk[32], il[32], ih[32];
+  alignas(64) uint16_t hi[128], lo[128], il[32], ih[32];
   for (int k = 0; k < 128; ++k) {
     uint32_t b = std::bit_cast<uint32_t>(t.values[k]);
     hi[k] = static_cast<uint16_t>(b >> 16);
     lo[k] = static_cast<uint16_t>(b);
   }
   for (int j = 0; j < 16; ++j) {
-    pk[j] = static_cast<uint16_t>(2 * j);            // low word of dword j of the first vector
-    pk[16 + j] = static_cast<uint16_t>(32 + 2 * j);  // ... of the second
     il[2 * j] = static_cast<uint16_t>(j);
     il[2 * j + 1] = static_cast<uint16_t>(32 + j);
     ih[2 * j] = static_cast<uint16_t>(16 + j);
@@ -314,7 +313,6 @@ inline ValueRegs loadValueRegs(const S2fp8Tables& t) {
     r.hi[k] = _mm512_load_si512(hi + 32 * k);
     r.lo[k] = _mm512_load_si512(lo + 32 * k);
   }
-  r.pack = _mm512_load_si512(pk);
   r.interLo = _mm512_load_si512(il);
   r.interHi = _mm512_load_si512(ih);
   return r;
@@ -325,88 +323,6 @@ inline __m512i withSpecials(__m512i bits, __m512i sign, __mmask16 nf, __mmask16 
   __m512i special = _mm512_or_si512(sign, _mm512_set1_epi32(0x7f800000));
   special = _mm512_mask_or_epi32(special, nan, special, _mm512_set1_epi32(0x00400000));
   return _mm512_mask_mov_epi32(bits, nf, special);
-}
-
-template <bool kFull>
-inline void storeCodes(uint8_t* codes, __m512i c, __m512i sign, __mmask16 nf, __mmask16 nan,
-                       bool specials, __mmask16 m) {
-  if (specials) {
-    c = _mm512_mask_mov_epi32(c, nf, _mm512_set1_epi32(0x7c));
-    c = _mm512_mask_mov_epi32(c, nan, _mm512_set1_epi32(0x7f));
-  }
-  __m128i c8 = _mm512_cvtepi32_epi8(_mm512_or_si512(c, _mm512_srli_epi32(sign, 24)));
-  if constexpr (kFull) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes), c8);
-  } else {
-    _mm_mask_storeu_epi8(codes, m, c8);
-  }
-}
-
-/// 32 elements a step: two independent searches, then one pass of word permutes looks up the
-/// decoded values of both vectors (half the permutes of two 32-bit lookups).
-template <bool kVbmi2, bool kSpecials, bool kOut, bool kCodes>
-int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t) {
-  const SearchRegs R = loadRegs(t);
-  [[maybe_unused]] const ValueRegs V = loadValueRegs(t);
-  const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
-  const __m512i signMask = _mm512_set1_epi32(static_cast<int>(0x80000000u));
-  const __m512i one = _mm512_set1_epi32(1);
-  const __m512 fmax = _mm512_set1_ps(FLT_MAX);
-  __m512i nonZero = _mm512_setzero_si512();
-  auto step = [&](int64_t i, auto full, __mmask16 m0, __mmask16 m1) {
-    constexpr bool kFull = decltype(full)::value;
-    __m512 v0 = kFull ? _mm512_loadu_ps(x + i) : _mm512_maskz_loadu_ps(m0, x + i);
-    __m512 v1 = kFull ? _mm512_loadu_ps(x + i + 16) : _mm512_maskz_loadu_ps(m1, x + i + 16);
-    __m512i ab0 = _mm512_and_si512(_mm512_castps_si512(v0), absMask);
-    __m512i ab1 = _mm512_and_si512(_mm512_castps_si512(v1), absMask);
-    __m512i s0 = _mm512_and_si512(_mm512_castps_si512(v0), signMask);
-    __m512i s1 = _mm512_and_si512(_mm512_castps_si512(v1), signMask);
-    __m512i c0 = searchCodes<kVbmi2>(R, ab0), c1 = searchCodes<kVbmi2>(R, ab1);
-    // Lanes with a non-zero code (NaN and Inf reach code 127; the zero lanes past the tail 0).
-    nonZero = _mm512_add_epi32(
-        nonZero, _mm512_add_epi32(_mm512_min_epu32(c0, one), _mm512_min_epu32(c1, one)));
-    [[maybe_unused]] __mmask16 nf0 = 0, nan0 = 0, nf1 = 0, nan1 = 0;
-    if constexpr (kSpecials) {
-      nf0 = _mm512_cmp_ps_mask(_mm512_castsi512_ps(ab0), fmax, _CMP_NLE_UQ);
-      nf1 = _mm512_cmp_ps_mask(_mm512_castsi512_ps(ab1), fmax, _CMP_NLE_UQ);
-      nan0 = _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q);
-      nan1 = _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
-    }
-    if constexpr (kOut) {
-      // Off the search chains, so mask-register selects are fine here.
-      __m512i idx = _mm512_permutex2var_epi16(c0, V.pack, c1);
-      __mmask32 b6 = _mm512_test_epi16_mask(idx, _mm512_set1_epi16(64));
-      __m512i lo = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(V.lo[0], idx, V.lo[1]),
-                                           _mm512_permutex2var_epi16(V.lo[2], idx, V.lo[3]));
-      __m512i hi = _mm512_mask_blend_epi16(b6, _mm512_permutex2var_epi16(V.hi[0], idx, V.hi[1]),
-                                           _mm512_permutex2var_epi16(V.hi[2], idx, V.hi[3]));
-      __m512i bits0 = _mm512_or_si512(_mm512_permutex2var_epi16(lo, V.interLo, hi), s0);
-      __m512i bits1 = _mm512_or_si512(_mm512_permutex2var_epi16(lo, V.interHi, hi), s1);
-      if constexpr (kSpecials) {
-        bits0 = withSpecials(bits0, s0, nf0, nan0);
-        bits1 = withSpecials(bits1, s1, nf1, nan1);
-      }
-      if constexpr (kFull) {
-        _mm512_storeu_si512(out + i, bits0);
-        _mm512_storeu_si512(out + i + 16, bits1);
-      } else {
-        _mm512_mask_storeu_epi32(out + i, m0, bits0);
-        _mm512_mask_storeu_epi32(out + i + 16, m1, bits1);
-      }
-    }
-    if constexpr (kCodes) {
-      storeCodes<kFull>(codes + i, c0, s0, nf0, nan0, kSpecials, m0);
-      storeCodes<kFull>(codes + i + 16, c1, s1, nf1, nan1, kSpecials, m1);
-    }
-  };
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) step(i, std::true_type{}, __mmask16(0xffff), __mmask16(0xffff));
-  if (i < n) {
-    const int64_t left = n - i;  // 1..31
-    const uint32_t bits = static_cast<uint32_t>((uint64_t{1} << left) - 1u);
-    step(i, std::false_type{}, static_cast<__mmask16>(bits), static_cast<__mmask16>(bits >> 16));
-  }
-  return _mm512_reduce_add_epi32(nonZero);
 }
 
 // ---- The same search on 16-bit keys, 32 elements per vector ----------------------------------
@@ -499,11 +415,19 @@ inline __m512i searchCodesWords(const WordSearchRegs& R, __m512i h, __m512i l) {
   return _mm512_mask_sub_epi16(c, below, c, _mm512_set1_epi16(1));
 }
 
-/// mapAvx512 with the 16-bit search (s2fp8WordSearchApplies(t) must hold).
-template <bool kVbmi2, bool kSpecials, bool kOut, bool kCodes>
-int64_t mapWordsAvx512(const float* x, float* out, uint8_t* codes, int64_t n,
-                       const S2fp8Tables& t) {
-  const WordSearchRegs R = loadWordRegs(t);
+/// The map, 32 elements a step. kWords: the 16-bit search (s2fp8WordSearchApplies(t) must hold),
+/// else two 32-bit searches whose codes are then packed to words. Either way the codes end up as
+/// 32 word lanes, and one pass of word permutes looks up the decoded values of both vectors.
+template <bool kVbmi2, bool kWords, bool kSpecials, bool kOut, bool kCodes>
+int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t) {
+  const std::conditional_t<kWords, WordSearchRegs, SearchRegs> R =
+      [&] {
+        if constexpr (kWords) {
+          return loadWordRegs(t);
+        } else {
+          return loadRegs(t);
+        }
+      }();
   [[maybe_unused]] const ValueRegs V = loadValueRegs(t);
   const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
   const __m512i signMask = _mm512_set1_epi32(static_cast<int>(0x80000000u));
@@ -525,9 +449,17 @@ int64_t mapWordsAvx512(const float* x, float* out, uint8_t* codes, int64_t n,
     __m512 v1 = kFull ? _mm512_loadu_ps(x + i + 16) : _mm512_maskz_loadu_ps(m1, x + i + 16);
     __m512i ab0 = _mm512_and_si512(_mm512_castps_si512(v0), absMask);
     __m512i ab1 = _mm512_and_si512(_mm512_castps_si512(v1), absMask);
-    __m512i h = _mm512_permutex2var_epi16(ab0, packHi, ab1);
-    __m512i l = _mm512_permutex2var_epi16(ab0, packLo, ab1);
-    __m512i c = searchCodesWords<kVbmi2>(R, h, l);
+    __m512i c;  // codes of v0 (words 0-15) and v1 (words 16-31)
+    if constexpr (kWords) {
+      __m512i h = _mm512_permutex2var_epi16(ab0, packHi, ab1);
+      __m512i l = _mm512_permutex2var_epi16(ab0, packLo, ab1);
+      c = searchCodesWords<kVbmi2>(R, h, l);
+    } else {
+      // Codes are below 128: the low word of each dword holds them.
+      c = _mm512_permutex2var_epi16(searchCodes<kVbmi2>(R, ab0), packLo,
+                                    searchCodes<kVbmi2>(R, ab1));
+    }
+    // Lanes with a non-zero code (NaN and Inf reach code 127; the zero lanes past the tail 0).
     nonZero = _mm512_add_epi16(nonZero, _mm512_min_epu16(c, oneW));
     [[maybe_unused]] __mmask16 nf0 = 0, nan0 = 0, nf1 = 0, nan1 = 0;
     if constexpr (kSpecials) {
@@ -537,6 +469,7 @@ int64_t mapWordsAvx512(const float* x, float* out, uint8_t* codes, int64_t n,
       nan1 = _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
     }
     if constexpr (kOut) {
+      // Off the search chains, so mask-register selects are fine here.
       __m512i s0 = _mm512_and_si512(_mm512_castps_si512(v0), signMask);
       __m512i s1 = _mm512_and_si512(_mm512_castps_si512(v1), signMask);
       __mmask32 b6 = _mm512_test_epi16_mask(c, _mm512_set1_epi16(64));
@@ -584,13 +517,11 @@ int64_t mapWordsAvx512(const float* x, float* out, uint8_t* codes, int64_t n,
   return _mm512_reduce_add_epi32(_mm512_madd_epi16(nonZero, oneW));
 }
 
-/// mapAvx512 with the ISA extension, the output choices and the NaN/Inf handling resolved at
-/// compile time.
 template <bool kVbmi2, bool kSpecials, bool kOut, bool kCodes>
 int64_t mapAvx512Pick(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t,
                       bool words) {
-  return words ? mapWordsAvx512<kVbmi2, kSpecials, kOut, kCodes>(x, out, codes, n, t)
-               : mapAvx512<kVbmi2, kSpecials, kOut, kCodes>(x, out, codes, n, t);
+  return words ? mapAvx512<kVbmi2, true, kSpecials, kOut, kCodes>(x, out, codes, n, t)
+               : mapAvx512<kVbmi2, false, kSpecials, kOut, kCodes>(x, out, codes, n, t);
 }
 
 template <bool kVbmi2>
