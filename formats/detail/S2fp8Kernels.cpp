@@ -420,14 +420,13 @@ inline __m512i searchCodesWords(const WordSearchRegs& R, __m512i h, __m512i l) {
 /// 32 word lanes, and one pass of word permutes looks up the decoded values of both vectors.
 template <bool kVbmi2, bool kWords, bool kSpecials, bool kOut, bool kCodes>
 int64_t mapAvx512(const float* x, float* out, uint8_t* codes, int64_t n, const S2fp8Tables& t) {
-  const std::conditional_t<kWords, WordSearchRegs, SearchRegs> R =
-      [&] {
-        if constexpr (kWords) {
-          return loadWordRegs(t);
-        } else {
-          return loadRegs(t);
-        }
-      }();
+  const std::conditional_t<kWords, WordSearchRegs, SearchRegs> R = [&] {
+    if constexpr (kWords) {
+      return loadWordRegs(t);
+    } else {
+      return loadRegs(t);
+    }
+  }();
   [[maybe_unused]] const ValueRegs V = loadValueRegs(t);
   const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
   const __m512i signMask = _mm512_set1_epi32(static_cast<int>(0x80000000u));
