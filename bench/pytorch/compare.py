@@ -13,6 +13,15 @@ the apps: 1x28x28 images, 10 classes), then measures on synthetic data:
   inference  eval mode under torch.no_grad(): a classifier's forward on B images; dcgan: the
              generator's forward on B latent vectors (sampling), B images.
 
+With --fake-quant hbfp8 the classifiers train and infer as a Python framework emulates block
+floating point today: every Conv2d and Linear quantizes its input and its weight to BFP8 (blocks
+of 64 along the input channels, one shared exponent e = ceil(log2 max|x|) per block, 8-bit
+signed mantissas, round to nearest) on the way forward, with straight-through gradients, and
+quantizes the gradient of its output the same way (blocks along the output channels) on the way
+back. This is the cost Mantissa's hbfp8 recipe is compared with in docs/performance.md ("Against
+a fake-quantizing emulator"); it does less than Mantissa's emulation, which also re-blocks both
+operands of the weight-gradient GEMM along (N, H, W).
+
 Warm-up steps are excluded; the figure is the median over --rounds timed steps. Run it with
 Debian's python3-torch (1.13), which is installed for /usr/bin/python3, not for a pyenv or venv
 python that may come first on PATH:
@@ -176,6 +185,79 @@ def count(*models):
     return sum(p.numel() for m in models for p in m.parameters())
 
 
+# --- BFP8 fake quantization (--fake-quant hbfp8) ----------------------------------------------
+
+def bfp(x, dim, block=64, bits=8):
+    """x with blocks of `block` along `dim` snapped to BFP: shared exponent per block, signed
+    mantissas of `bits` bits (|m| <= 2^(bits-1) - 1), round to nearest even."""
+    xt = x.transpose(dim, -1)
+    shape = xt.shape
+    n = shape[-1]
+    pad = (-n) % block
+    if pad:
+        xt = F.pad(xt, (0, pad))
+    xb = xt.reshape(*shape[:-1], -1, block)
+    amax = xb.abs().amax(dim=-1, keepdim=True)
+    scale = torch.exp2(torch.ceil(torch.log2(amax.clamp_min(2.0 ** -126))) - (bits - 1))
+    limit = 2 ** (bits - 1) - 1
+    q = torch.clamp(torch.round(xb / scale), -limit, limit) * scale
+    q = q.reshape(*shape[:-1], -1)[..., :n]
+    return q.transpose(dim, -1)
+
+
+class BfpForward(torch.autograd.Function):
+    """Forward: BFP along `dim`; backward: straight through."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        return bfp(x, dim)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None
+
+
+class BfpBackward(torch.autograd.Function):
+    """Forward: identity; backward: the gradient to BFP along `dim`."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return x.clone()  # a view would break the in-place ReLU that follows some layers
+
+    @staticmethod
+    def backward(ctx, g):
+        return bfp(g, ctx.dim), None
+
+
+class FakeQuant(nn.Module):
+    """A Conv2d or Linear whose input, weight and output gradient go through BFP8."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        m = self.layer
+        xq = BfpForward.apply(x, 1)
+        wq = BfpForward.apply(m.weight, 1)
+        if isinstance(m, nn.Conv2d):
+            y = F.conv2d(xq, wq, m.bias, m.stride, m.padding, m.dilation, m.groups)
+        else:
+            y = F.linear(xq, wq, m.bias)
+        return BfpBackward.apply(y, y.dim() - 1 if isinstance(m, nn.Linear) else 1)
+
+
+def fake_quantize(module):
+    """Wraps every Conv2d and Linear of `module` in FakeQuant, in place."""
+    for name, child in module.named_children():
+        if isinstance(child, (nn.Conv2d, nn.Linear)):
+            setattr(module, name, FakeQuant(child))
+        else:
+            fake_quantize(child)
+    return module
+
+
 # --- Benchmarks ------------------------------------------------------------------------------
 
 def timed(fn):
@@ -184,8 +266,10 @@ def timed(fn):
     return time.perf_counter() - t0
 
 
-def classifier_bench(name, batch, rounds, warmup):
+def classifier_bench(name, batch, rounds, warmup, fake_quant):
     model = alexnet_small() if name == "alexnet-small" else CifarResNet(int(name[6:]))
+    if fake_quant == "hbfp8":
+        fake_quantize(model)
     x = torch.randn(batch, 1, SIDE, SIDE)
     y = torch.randint(0, CLASSES, (batch,))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -302,7 +386,8 @@ def model_list(text):
 
 
 FIELDS = ["framework", "model", "threads", "batch", "params", "train_step_ms",
-          "train_images_per_sec", "infer_ms", "infer_images_per_sec", "peak_rss_mib"]
+          "train_images_per_sec", "infer_ms", "infer_images_per_sec", "peak_rss_mib",
+          "fake_quant"]
 
 
 def main():
@@ -318,7 +403,12 @@ def main():
     p.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
     p.add_argument("--csv", default="", help="write the CSV here (default: stdout)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--fake-quant", choices=["none", "hbfp8"], default="none",
+                   help="classifiers: BFP8 fake quantization around every Conv2d and Linear "
+                        "(see the top of this file); dcgan is not supported")
     args = p.parse_args()
+    if args.fake_quant != "none" and "dcgan" in args.models:
+        p.error("--fake-quant applies to the classifiers; leave dcgan out of --models")
     if args.rounds < 1 or args.warmup < 0:
         p.error("--rounds must be >= 1 and --warmup >= 0")
 
@@ -340,7 +430,7 @@ def main():
                     params, train, infer = dcgan_bench(batch, args.rounds, args.warmup)
                 else:
                     params, train, infer = classifier_bench(name, batch, args.rounds,
-                                                            args.warmup)
+                                                            args.warmup, args.fake_quant)
                 rows.append({
                     "framework": "pytorch-" + torch.__version__, "model": name,
                     "threads": threads, "batch": batch, "params": params,
@@ -348,7 +438,8 @@ def main():
                     "train_images_per_sec": "%.1f" % (batch / train),
                     "infer_ms": "%.2f" % (1e3 * infer),
                     "infer_images_per_sec": "%.1f" % (batch / infer),
-                    "peak_rss_mib": "%.1f" % peak_rss_mib()})
+                    "peak_rss_mib": "%.1f" % peak_rss_mib(),
+                    "fake_quant": args.fake_quant})
                 if threads == args.threads[0] and batch == args.batch[0]:
                     print("params %s %d" % (name, params), file=sys.stderr)
 
@@ -362,12 +453,12 @@ def main():
         w.writeheader()
         w.writerows(rows)
         print()
-    print("| model | threads | batch | params | train images/s | inference images/s | "
+    print("| model | fake quant | threads | batch | params | train images/s | inference images/s | "
           "peak RSS (MiB) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print("| %s | %d | %d | %s | %.0f | %.0f | %s |" % (
-            r["model"], r["threads"], r["batch"], format(r["params"], ","),
+        print("| %s | %s | %d | %d | %s | %.0f | %.0f | %s |" % (
+            r["model"], r["fake_quant"], r["threads"], r["batch"], format(r["params"], ","),
             float(r["train_images_per_sec"]), float(r["infer_images_per_sec"]),
             r["peak_rss_mib"]))
 
