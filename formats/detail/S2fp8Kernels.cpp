@@ -262,7 +262,7 @@ inline __m512i geBit(__m512i tm1, __m512i ab) {
 
 /// 2 idx + [a >= T]. With VBMI2 one vpshldd does the shift and the insert: it is written as
 /// inline assembly so that the region's target stays AVX-512 F/BW/DQ/VL (the compiler never
-/// emits VBMI2 on its own) and the instruction only runs where cpuHasVbmi2() said so. A
+/// emits VBMI2 on its own) and the instruction only runs where cpuFeatures() found VBMI2. A
 /// mask-register form (compare, masked add) measured slower than both on the search chain.
 template <bool kVbmi2>
 inline __m512i nextLevel(__m512i idx, __m512i tm1, __m512i ab) {
@@ -289,10 +289,10 @@ inline __m512i searchCodes(const SearchRegs& R, __m512i ab) {
 }
 
 /// Decoded magnitudes values[0..127] as high and low 16-bit halves, four registers each, and the
-/// word permutes that pack two vectors of codes and interleave the halves back into floats.
+/// word permutes that interleave looked-up halves back into floats.
 struct ValueRegs {
   __m512i hi[4], lo[4];
-  __m512i interLo, interHi;  // word permutes interleaving lo and hi back into 32-bit values
+  __m512i interLo, interHi;  // elements 0-15 and 16-31
 };
 
 inline ValueRegs loadValueRegs(const S2fp8Tables& t) {
