@@ -10,7 +10,6 @@
 #include <sstream>
 
 #include "core/Error.h"
-#include "core/parallel/ParallelFor.h"
 #include "formats/detail/Factories.h"
 #include "formats/detail/Grid.h"
 #include "formats/detail/S2fp8Kernels.h"
