@@ -122,7 +122,8 @@ S2fp8Params S2fp8::paramsFor(const Tensor& x) {
   return paramsFromScan(detail::s2fp8Scan(xc.data<float>(), xc.numel(), detail::bestKernelIsa()));
 }
 
-Tensor S2fp8::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
+S2fp8Params S2fp8::convert(const Tensor& x, const QuantizeArgs& args, FormatState* state,
+                           Tensor* values, Tensor* codes) const {
   checkInput(x, args);
   S2fp8State* st = stateOf(state, args);
   Tensor xc = x.contiguous();
@@ -130,15 +131,24 @@ Tensor S2fp8::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* s
   detail::S2fp8Scan scan = detail::s2fp8Scan(xc.data<float>(), xc.numel(), isa);
   S2fp8Params p = paramsFromScan(scan);
   detail::S2fp8Tables t = detail::s2fp8Tables(p.alpha, p.beta);
-  Tensor out = Tensor::uninitialized(x.shape());
-  int64_t nonZero = detail::s2fp8Map(xc.data<float>(), out.data<float>(), nullptr, xc.numel(), t,
-                                     isa, scan.nonFinite > 0);
+  // Codes and values in the same pass: the map writes both bit for bit as decode would.
+  if (values) *values = Tensor::uninitialized(x.shape());
+  if (codes) *codes = Tensor::uninitialized(x.shape(), DType::U8);
+  int64_t nonZero = detail::s2fp8Map(xc.data<float>(), values ? values->data<float>() : nullptr,
+                                     codes ? codes->data<uint8_t>() : nullptr, xc.numel(), t, isa,
+                                     scan.nonFinite > 0);
   if (st) st->record(p);
   if (args.stats) {
     args.stats->count += xc.numel();
     args.stats->flushed += detail::s2fp8Flushed(scan, nonZero);
     args.stats->nonFinite += scan.nonFinite;
   }
+  return p;
+}
+
+Tensor S2fp8::quantize(const Tensor& x, const QuantizeArgs& args, FormatState* state) const {
+  Tensor out;
+  convert(x, args, state, &out, nullptr);
   return out;
 }
 
@@ -153,29 +163,11 @@ Encoded S2fp8::encodeWithValues(const Tensor& x, const QuantizeArgs& args, Forma
 
 Encoded S2fp8::encodeInto(const Tensor& x, const QuantizeArgs& args, FormatState* state,
                           Tensor* values) const {
-  checkInput(x, args);
-  S2fp8State* st = stateOf(state, args);
-  Tensor xc = x.contiguous();
-  const auto isa = detail::bestKernelIsa();
-  detail::S2fp8Scan scan = detail::s2fp8Scan(xc.data<float>(), xc.numel(), isa);
-  S2fp8Params p = paramsFromScan(scan);
-  detail::S2fp8Tables t = detail::s2fp8Tables(p.alpha, p.beta);
   Encoded e;
   e.spec = spec();
   e.shape = x.shape();
-  e.codes = Tensor::uninitialized(x.shape(), DType::U8);
-  // Codes and values in the same pass: the map writes both bit for bit as decode would.
-  if (values) *values = Tensor::uninitialized(x.shape());
-  int64_t nonZero =
-      detail::s2fp8Map(xc.data<float>(), values ? values->data<float>() : nullptr,
-                       e.codes.data<uint8_t>(), xc.numel(), t, isa, scan.nonFinite > 0);
+  S2fp8Params p = convert(x, args, state, values, &e.codes);
   e.scalars = {p.alpha, p.beta};
-  if (st) st->record(p);
-  if (args.stats) {
-    args.stats->count += xc.numel();
-    args.stats->flushed += detail::s2fp8Flushed(scan, nonZero);
-    args.stats->nonFinite += scan.nonFinite;
-  }
   return e;
 }
 
