@@ -74,8 +74,8 @@ class S2fp8 : public Format {
   /// The one conversion pass behind quantize and encode: statistics, tables, and the map writing
   /// the values and/or the codes (whichever pointer is non-null); records the parameters in
   /// `state` and counts into args.stats. Returns the parameters.
-  S2fp8Params convert(const Tensor& x, const QuantizeArgs& args, FormatState* state,
-                      Tensor* values, Tensor* codes) const;
+  S2fp8Params convert(const Tensor& x, const QuantizeArgs& args, FormatState* state, Tensor* values,
+                      Tensor* codes) const;
   /// encode, writing the values too when `values` is non-null (one map pass for both).
   Encoded encodeInto(const Tensor& x, const QuantizeArgs& args, FormatState* state,
                      Tensor* values) const;
