@@ -4,6 +4,7 @@
 
 #include "core/ops/Elementwise.h"
 #include "core/ops/Reduce.h"
+#include "core/ops/detail/BfpConv.h"
 #include "core/ops/detail/BfpGemm.h"
 #include "core/parallel/ParallelFor.h"
 
@@ -74,7 +75,59 @@ Tensor Conv2d::forward(const Tensor& input) {
     return conv2dBackwardWeights(x.reshape(xShape), gy.reshape(yShape), wShape, o, false)
         .weight.reshape(w5);
   };
-  // int8 block-FP forward (DotProductLayer::Gemms): an implicit GEMM per group, rows = output
+  // int8 block-FP GEMMs (DotProductLayer::Gemms). Stride 1 with "same" padding, groups 1: the
+  // direct convolution ops::detail::bfpConv2d, for forward and for backward-data (which is then
+  // the same kind of convolution: the output gradient with the weight transposed to [C, O, k, k]
+  // and flipped, padding k-1-p = p; its blocks run along O, as the kernel's along its C).
+  const int64_t kh = wShape[2], kw = wShape[3];
+  const bool direct = G == 1 && kh == kw && kh % 2 == 1 && o.stride == Size2d(1) &&
+                      o.dilation == Size2d(1) && o.padding == Size2d((kh - 1) / 2);
+  if (direct) {
+    g.int8Forward = [=](const Tensor& x, const Tensor& w, const Int8Operands& ob) -> Tensor {
+      namespace od = ops::detail;
+      Tensor xc = x.contiguous(), wc = w.contiguous();
+      const int64_t C = xShape[1], O = wShape[0], T = kh * kw;
+      Tensor y = Tensor::uninitialized(y5);
+      const od::BfpConvInput in{.values = xc.data<float>(),
+                                .N = n,
+                                .C = C,
+                                .H = xShape[2],
+                                .W = xShape[3],
+                                .bits = ob.bitsA};
+      const od::BfpConvWeight wt{.values = wc.data<float>(),
+                                 .O = O,
+                                 .C = C,
+                                 .k = kh,
+                                 .sO = C * T,
+                                 .sC = T,
+                                 .sT = 1,
+                                 .bits = ob.bitsB};
+      return od::bfpConv2d(in, wt, ob.block, y.data<float>()) ? y : Tensor();
+    };
+    g.int8BackwardData = [=](const Tensor& gy, const Tensor& w, const Int8Operands& ob) -> Tensor {
+      namespace od = ops::detail;
+      Tensor gc = gy.contiguous(), wc = w.contiguous();
+      const int64_t C = xShape[1], O = wShape[0], T = kh * kw;
+      Tensor gx = Tensor::uninitialized(x5);
+      const od::BfpConvInput in{.values = gc.data<float>(),
+                                .N = n,
+                                .C = O,
+                                .H = yShape[2],
+                                .W = yShape[3],
+                                .bits = ob.bitsA};
+      // w'[c, o, t] = w[o, c, T-1-t]: the flipped kernel, blocked along o.
+      const od::BfpConvWeight wt{.values = wc.data<float>() + (T - 1),
+                                 .O = C,
+                                 .C = O,
+                                 .k = kh,
+                                 .sO = T,
+                                 .sC = C * T,
+                                 .sT = -1,
+                                 .bits = ob.bitsB};
+      return od::bfpConv2d(in, wt, ob.block, gx.data<float>()) ? gx : Tensor();
+    };
+  }
+  // Other geometries, forward only: an implicit GEMM per group, rows = output
   // pixels, K = taps x input channels of the group, one segment per tap. x's channel vectors are
   // packed once per input pixel (its blocks run along C, per pixel); row (pixel, tap) points at
   // the input pixel the tap reads, or at a zero row for padding; no im2col. The weight is
@@ -82,13 +135,13 @@ Tensor Conv2d::forward(const Tensor& input) {
   // Only from 64 input channels per group: with 16- and 32-channel blocks the per-block work
   // (start value, convert, scale, FMA, after only 4 or 8 vpdpbusd) made the forward slower than
   // the bf16 path (docs/performance.md; ResNet-20 steps 0.86x with the gate at 32, 0.99x at 64).
-  if (in_ / G >= kInt8MinChannels) {
+  if (!direct && in_ / G >= kInt8MinChannels) {
     g.int8Forward = [=, in = in_, out = out_](const Tensor& x, const Tensor& w,
                                               const Int8Operands& ob) -> Tensor {
       namespace od = ops::detail;
       Tensor xc = x.contiguous(), wc = w.contiguous();
       const int64_t H = xShape[2], W = xShape[3], OH = yShape[2], OW = yShape[3];
-      const int64_t kh = wShape[2], kw = wShape[3], T = kh * kw, HW = H * W, OHW = OH * OW;
+      const int64_t T = kh * kw, HW = H * W, OHW = OH * OW;
       const int64_t Cg = in / G, Og = out / G, M = n * OHW;
       const od::BfpSource a{.rows1 = n, .rows2 = HW, .segments = G, .segLen = Cg,
                             .values = xc.data<float>(), .s1 = in * HW, .s2 = 1, .sSeg = Cg * HW,

@@ -13,6 +13,7 @@
 #include "LayerTestUtil.h"
 #include "core/CpuFeatures.h"
 #include "core/ops/Linalg.h"
+#include "core/ops/detail/BfpConv.h"
 #include "core/ops/detail/BfpGemm.h"
 #include "formats/Format.h"
 #include "formats/Policy.h"
@@ -507,20 +508,22 @@ TEST_CASE("Int8Bfp layers: formats the kernel cannot take keep their path") {
 }
 
 TEST_CASE("Int8Bfp layers: Conv2d forward on the int8 path equals the emulation") {
-  // Conv2d takes the path from 64 input channels per group (kInt8MinChannels in
-  // layers/Conv2d.cpp); the 16-channel case must keep its path.
+  // Stride 1 with "same" padding and groups 1 runs on the direct kernel (forward and
+  // backward-data, the latter checked in "Conv2d forward and backward-data on the direct
+  // kernel"); other geometries take the implicit GEMM from 64 input channels per group
+  // (kInt8MinChannels in layers/Conv2d.cpp) and keep their path below.
   struct Case {
     const char* name;
     int64_t n, cin, cout, h, k, stride, pad, dil, groups;
-    bool taken = true;
+    int gemms = 1;  // GEMMs on the int8 path: forward (1), forward and backward-data (2), none
   };
   const Case cases[] = {
-      {"80->8 3x3 pad 1 (a full and a partial block)", 2, 80, 8, 6, 3, 1, 1, 1, 1},
+      {"80->8 3x3 pad 1 (direct; a full and a partial block)", 2, 80, 8, 6, 3, 1, 1, 1, 1, 2},
       {"128->32 3x3 stride 2 pad 1 groups 2", 2, 128, 32, 7, 3, 2, 1, 1, 2},
       {"64->40 1x1 stride 2", 2, 64, 40, 8, 1, 2, 0, 1, 1},
       {"256->16 3x3 dilation 2 groups 4", 2, 256, 16, 7, 3, 1, 2, 2, 4},
-      {"70->7 5x5 pad 2 (odd channels)", 2, 70, 7, 5, 5, 1, 2, 1, 1},
-      {"16->16 3x3 pad 1 (below the channel gate)", 2, 16, 16, 6, 3, 1, 1, 1, 1, false},
+      {"70->7 5x5 pad 2 (direct; odd channels)", 2, 70, 7, 5, 5, 1, 2, 1, 1, 2},
+      {"16->16 3x3 stride 2 pad 1 (below the channel gate)", 2, 16, 16, 6, 3, 2, 1, 1, 1, 0},
   };
   for (const Case& c : cases) {
     for (const char* spec : {"hbfp8", "hbfp4"}) {
@@ -540,10 +543,10 @@ TEST_CASE("Int8Bfp layers: Conv2d forward on the int8 path equals the emulation"
       Tensor g = Tensor::randn({c.n, c.cout, oh, oh}, rng);
       LayerRun off = runLayer(conv, conv.weight(), x, g, false);
       LayerRun on = runLayer(conv, conv.weight(), x, g, true);
-      CHECK(on.stats.int8 == (c.taken ? 1 : 0));  // forward; the backward GEMMs keep their path
+      CHECK(on.stats.int8 == c.gemms);
       CHECK(on.stats.inexact == 0);
-      if (!c.taken) CHECK(on.y.toVector() == off.y.toVector());
-      CHECK(on.gx.toVector() == off.gx.toVector());
+      if (c.gemms == 0) CHECK(on.y.toVector() == off.y.toVector());
+      if (c.gemms < 2) CHECK(on.gx.toVector() == off.gx.toVector());
       CHECK(on.gw.toVector() == off.gw.toVector());
       const int64_t G = c.groups, cg = c.cin / G, og = c.cout / G;
       auto xq = toDouble(testing::hbfpReference(x.reshape({c.n, G, cg, c.h, c.h}), {2}, bits));
@@ -570,6 +573,210 @@ TEST_CASE("Int8Bfp layers: Conv2d forward on the int8 path equals the emulation"
                   }
       CHECK(worstRatio(on.y, ref, K) <= 1.0);
       CHECK(worstRatio(off.y, ref, K) <= 1.0);
+    }
+  }
+}
+
+// ---- the direct convolution (core/ops/detail/BfpConv.h) --------------------------------------
+
+namespace {
+
+/// An NCHW tensor quantized along C per pixel (HBFP definition, quantizeRows).
+std::vector<float> quantizeChannels(const std::vector<float>& x, int64_t N, int64_t C, int64_t HW,
+                                    int64_t block, int bits) {
+  std::vector<float> rows(x.size()), out(x.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < HW; ++p) rows[(n * HW + p) * C + c] = x[(n * C + c) * HW + p];
+  std::vector<float> q = quantizeRows(rows, N * HW, C, C, block, bits);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < HW; ++p) out[(n * C + c) * HW + p] = q[(n * HW + p) * C + c];
+  return out;
+}
+
+/// y[n, o, h, w] = Σ_{c, kh, kw} x[n, c, h+kh-p, w+kw-p] · w(o, c, kh·k+kw) in double, p = (k-1)/2.
+template <class FW>
+Ref referenceConv(const std::vector<float>& x, int64_t N, int64_t C, int64_t H, int64_t W,
+                  int64_t O, int64_t k, const FW& w) {
+  const int64_t p = (k - 1) / 2;
+  Ref r{std::vector<double>(N * O * H * W, 0), std::vector<double>(N * O * H * W, 0)};
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t v = 0; v < W; ++v) {
+          const int64_t i = ((n * O + o) * H + h) * W + v;
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t kh = 0; kh < k; ++kh)
+              for (int64_t kw = 0; kw < k; ++kw) {
+                const int64_t ih = h + kh - p, iw = v + kw - p;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                const double prod =
+                    double(x[((n * C + c) * H + ih) * W + iw]) * w(o, c, kh * k + kw);
+                r.value[i] += prod;
+                r.absSum[i] += std::fabs(prod);
+              }
+        }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("Int8Bfp conv kernel: direct convolution equals the double reference within the bound") {
+  struct Case {
+    int64_t N, C, O, H, W, k;
+  };
+  // 16/32/64 channels (one block), 96 (a full and a partial block), 70 and 6 (blocks not a
+  // multiple of 4), 40 and 20 output channels (partial 16-channel vectors), 1x1, 3x3 and 5x5,
+  // odd image sizes (tails of the 7- and 14-pixel tiles), N = 1 and 3.
+  const Case cases[] = {{3, 16, 16, 9, 11, 3}, {1, 32, 32, 7, 7, 3},  {2, 64, 64, 5, 8, 3},
+                        {1, 96, 40, 6, 5, 3},  {1, 16, 20, 13, 3, 1}, {1, 70, 7, 4, 5, 5},
+                        {3, 6, 17, 3, 16, 3},  {1, 32, 16, 15, 29, 3}};
+  const int widths[][2] = {{8, 8}, {6, 6}, {4, 4}, {8, 4}};
+  for (const Case& cs : cases) {
+    for (const auto& wd : widths) {
+      CAPTURE(cs.N);
+      CAPTURE(cs.C);
+      CAPTURE(cs.O);
+      CAPTURE(cs.H);
+      CAPTURE(cs.W);
+      CAPTURE(cs.k);
+      CAPTURE(wd[0]);
+      CAPTURE(wd[1]);
+      const int64_t HW = cs.H * cs.W, T = cs.k * cs.k;
+      Rng rng(static_cast<uint64_t>(cs.C * 100 + cs.O + wd[1]));
+      std::vector<float> x = randomMatrix(rng, cs.N * cs.C, HW);
+      std::vector<float> w = randomMatrix(rng, cs.O * cs.C, T, 1e-2f);
+      for (int64_t c = 0; c < std::min<int64_t>(cs.C, 64); ++c) x[c * HW + 1] = 0.0f;  // zero block
+      for (int64_t c = 0; c < std::min<int64_t>(cs.C, 64); ++c) w[c * T] = 0.0f;  // (o 0, tap 0)
+      std::vector<float> xq = quantizeChannels(x, cs.N, cs.C, HW, 64, wd[0]);
+      std::vector<float> wq = quantizeChannels(w, cs.O, cs.C, T, 64, wd[1]);
+      Ref ref = referenceConv(
+          xq, cs.N, cs.C, cs.H, cs.W, cs.O, cs.k,
+          [&](int64_t o, int64_t c, int64_t t) { return double(wq[(o * cs.C + c) * T + t]); });
+      const od::BfpConvInput in{
+          .values = xq.data(), .N = cs.N, .C = cs.C, .H = cs.H, .W = cs.W, .bits = wd[0]};
+      const od::BfpConvWeight wt{.values = wq.data(),
+                                 .O = cs.O,
+                                 .C = cs.C,
+                                 .k = cs.k,
+                                 .sO = cs.C * T,
+                                 .sC = T,
+                                 .sT = 1,
+                                 .bits = wd[1]};
+      std::vector<float> first;
+      for (od::BfpIsa isa : isas()) {
+        CAPTURE(static_cast<int>(isa));
+        std::vector<float> y(ref.value.size() + 1, -7.0f);
+        REQUIRE(od::bfpConv2d(in, wt, 64, y.data(), isa));
+        CHECK(y.back() == -7.0f);
+        y.pop_back();
+        CHECK(worstRatio(y, ref, cs.C * T) <= 1.0);
+        if (first.empty()) first = y;
+        CHECK(first == y);  // the same sums and FMAs in the same order
+      }
+    }
+  }
+}
+
+TEST_CASE("Int8Bfp conv kernel: the flipped, transposed weight of backward-data") {
+  // gx = gy (*) w'[c, o, t] = w[o, c, T-1-t], read through strides from the forward weight.
+  const int64_t N = 2, O = 32, C = 24, H = 6, W = 9, k = 3, T = k * k, HW = H * W;
+  Rng rng(41);
+  std::vector<float> gy = quantizeChannels(randomMatrix(rng, N * O, HW), N, O, HW, 64, 8);
+  std::vector<float> w = randomMatrix(rng, O * C, T);
+  // Blocked along O per (c, t): rows (c, t) of the [C·T, O] transpose.
+  std::vector<float> wT = transposed(w, O, C * T);
+  std::vector<float> wq = transposed(quantizeRows(wT, C * T, O, O, 64, 8), C * T, O);
+  Ref ref = referenceConv(gy, N, O, H, W, C, k, [&](int64_t c, int64_t o, int64_t t) {
+    return double(wq[(o * C + c) * T + (T - 1 - t)]);
+  });
+  const od::BfpConvInput in{.values = gy.data(), .N = N, .C = O, .H = H, .W = W, .bits = 8};
+  const od::BfpConvWeight wt{.values = wq.data() + (T - 1),
+                             .O = C,
+                             .C = O,
+                             .k = k,
+                             .sO = T,
+                             .sC = C * T,
+                             .sT = -1,
+                             .bits = 8};
+  for (od::BfpIsa isa : isas()) {
+    std::vector<float> gx(N * C * HW);
+    REQUIRE(od::bfpConv2d(in, wt, 64, gx.data(), isa));
+    CHECK(worstRatio(gx, ref, O * T) <= 1.0);
+  }
+}
+
+TEST_CASE("Int8Bfp conv kernel: declines when a block product is not an FP32 normal") {
+  const int64_t N = 1, C = 16, O = 16, H = 4, W = 4, T = 9;
+  Rng rng(43);
+  for (od::BfpIsa isa : isas()) {
+    CAPTURE(static_cast<int>(isa));
+    std::vector<float> x =
+        quantizeChannels(randomMatrix(rng, N * C, H * W, 0x1p-60f), N, C, H * W, 64, 8);
+    std::vector<float> w = quantizeChannels(randomMatrix(rng, O * C, T, 0x1p-66f), O, C, T, 64, 8);
+    const od::BfpConvInput in{.values = x.data(), .N = N, .C = C, .H = H, .W = W, .bits = 8};
+    od::BfpConvWeight wt{
+        .values = w.data(), .O = O, .C = C, .k = 3, .sO = C * T, .sC = T, .sT = 1, .bits = 8};
+    std::vector<float> y(N * O * H * W, 3.0f);
+    CHECK_FALSE(od::bfpConv2d(in, wt, 64, y.data(), isa));
+    CHECK(y == std::vector<float>(y.size(), 3.0f));  // untouched
+    // Values that are not 8-bit HBFP values of their blocks.
+    x[3] = std::nextafter(x[3], 1.0f);
+    for (float& v : w) v *= 0x1p+66f;
+    CHECK_FALSE(od::bfpConv2d(in, wt, 64, y.data(), isa));
+    // An all-zero weight: exactly zero, whatever x holds.
+    std::fill(w.begin(), w.end(), 0.0f);
+    x[3] = 0.0f;
+    REQUIRE(od::bfpConv2d(in, wt, 64, y.data(), isa));
+    CHECK(y == std::vector<float>(y.size(), 0.0f));
+  }
+}
+
+TEST_CASE("Int8Bfp layers: Conv2d forward and backward-data on the direct kernel") {
+  // Stride 1, "same" padding, groups 1: forward and backward-data run on bfpConv2d; the input
+  // gradient is checked against the double reference of the quantized output gradient (blocked
+  // along O per pixel) and weight (along O per input channel and tap). Backward-weights keeps its
+  // path (bit-identical).
+  struct Case {
+    int64_t n, cin, cout, h, w, k;
+  };
+  const Case cases[] = {{3, 16, 16, 7, 9, 3}, {1, 96, 32, 5, 6, 3}, {2, 20, 70, 4, 7, 1}};
+  for (const Case& c : cases) {
+    for (const char* spec : {"hbfp8", "hbfp4"}) {
+      CAPTURE(c.cin);
+      CAPTURE(c.cout);
+      CAPTURE(c.k);
+      CAPTURE(std::string(spec));
+      const int bits = std::stoi(std::string(spec).substr(4));
+      Rng rng(19);
+      nn::Conv2d conv(c.cin, c.cout, c.k, rng,
+                      nn::Conv2dOptions{.padding = (c.k - 1) / 2, .bias = false});
+      conv.setPolicy(hbfpPolicy(spec));
+      Tensor x = Tensor::randn({c.n, c.cin, c.h, c.w}, rng);
+      Tensor g = Tensor::randn({c.n, c.cout, c.h, c.w}, rng);
+      LayerRun off = runLayer(conv, conv.weight(), x, g, false);
+      LayerRun on = runLayer(conv, conv.weight(), x, g, true);
+      CHECK(off.stats.int8 == 0);
+      CHECK(on.stats.int8 == 2);
+      CHECK(on.stats.inexact == 0);
+      CHECK(on.gw.toVector() == off.gw.toVector());
+      const int64_t T = c.k * c.k;
+      auto xq = testing::hbfpReference(x, {1}, bits).toVector();
+      auto gq = testing::hbfpReference(g, {1}, bits).toVector();
+      Tensor w = conv.weight().detach();
+      auto wF = toDouble(testing::hbfpReference(w, {1}, bits));
+      auto wD = toDouble(testing::hbfpReference(w, {0}, bits));
+      Ref y = referenceConv(
+          xq, c.n, c.cin, c.h, c.w, c.cout, c.k,
+          [&](int64_t o, int64_t ci, int64_t t) { return wF[(o * c.cin + ci) * T + t]; });
+      Ref gx = referenceConv(
+          gq, c.n, c.cout, c.h, c.w, c.cin, c.k,
+          [&](int64_t ci, int64_t o, int64_t t) { return wD[(o * c.cin + ci) * T + (T - 1 - t)]; });
+      CHECK(worstRatio(on.y, y, c.cin * T) <= 1.0);
+      CHECK(worstRatio(off.y, y, c.cin * T) <= 1.0);
+      CHECK(worstRatio(on.gx, gx, c.cout * T) <= 1.0);
+      CHECK(worstRatio(off.gx, gx, c.cout * T) <= 1.0);
     }
   }
 }

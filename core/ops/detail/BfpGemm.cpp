@@ -80,8 +80,6 @@ Blocking blockingOf(const BfpSource& s, int64_t block) {
 
 BfpIsa bestBfpIsa() { return cpuFeatures().avx512Vnni ? BfpIsa::Vnni : BfpIsa::Scalar; }
 
-namespace {
-
 /// One block of values (len <= P, contiguous in `buf`) to int8 mantissas in dst[0, len) (see
 /// BfpSource): returns the ulp exponent sa = e - (bits - 1), or INT32_MIN for a block without a
 /// non-zero mantissa; `sum` gets Σ m; `onGrid` turns false if a value is not m · 2^sa with
@@ -212,6 +210,8 @@ void laneTileAvx512(const float* base, int64_t sk, int64_t len, int64_t P, int n
 }
 
 #pragma GCC pop_options
+
+namespace {
 
 /// Reads the `len` values of block k0.. of segment `sg` of row i into buf.
 void readBlock(const BfpSource& s, int64_t i, int64_t sg, int64_t k0, int64_t len, float* buf) {
@@ -426,13 +426,18 @@ BfpPackedB bfpPackB(const BfpSource& s, int64_t block, BfpIsa isa) {
   return b;
 }
 
-bool bfpExact(const BfpPackedA& a, const BfpPackedB& b) {
+bool bfpExactRange(const BfpExponents& a, const BfpExponents& b, int64_t P) {
   if (!a.onGrid || !b.onGrid) return false;
   if (!a.anyNonZero || !b.anyNonZero) return true;  // the product is exactly zero
   // |Σ| < P · 2^(Na-1) · 2^(Nb-1): the largest block value has exponent below this bound.
-  const int logP = static_cast<int>(std::ceil(std::log2(static_cast<double>(a.P))));
+  const int logP = static_cast<int>(std::ceil(std::log2(static_cast<double>(P))));
   const int top = a.maxExp + b.maxExp + (a.bits - 1) + (b.bits - 1) + logP;
   return a.minExp + b.minExp >= -126 && top <= 128;
+}
+
+bool bfpExact(const BfpPackedA& a, const BfpPackedB& b) {
+  return bfpExactRange({a.minExp, a.maxExp, a.anyNonZero, a.onGrid, a.bits},
+                       {b.minExp, b.maxExp, b.anyNonZero, b.onGrid, b.bits}, a.P);
 }
 
 namespace {

@@ -104,8 +104,20 @@ struct BfpRowMap {
   int64_t planeRows = 0;
 };
 
-/// Whether both operands were on their grids and every non-zero block product is exactly
-/// representable (an FP32 normal, no overflow).
+/// What the exactness check needs of one packed operand: the range of the ulp exponents of its
+/// blocks with a non-zero mantissa, whether it has any, whether every value was on its grid.
+struct BfpExponents {
+  int minExp = 0, maxExp = 0;
+  bool anyNonZero = false;
+  bool onGrid = true;
+  int bits = 8;
+};
+
+/// Whether both operands were on their grids and every non-zero product of a block of A and a
+/// block of B (P values, padded) is exactly representable (an FP32 normal, no overflow).
+bool bfpExactRange(const BfpExponents& a, const BfpExponents& b, int64_t P);
+
+/// bfpExactRange of the two packed operands.
 bool bfpExact(const BfpPackedA& a, const BfpPackedB& b);
 
 /// C(m, n) = the block-FP product, for m < map.rows, n < b.cols (C is overwritten; layout
@@ -118,6 +130,23 @@ bool bfpGemmPacked(const BfpPackedA& a, const BfpRowMap& map, const BfpPackedB& 
 /// A [M, K] x B [N, K]ᵀ -> C [M, N] (ldc): packs both and calls bfpGemmPacked.
 bool bfpGemm(const BfpSource& a, const BfpSource& b, int64_t block, float* c, int64_t ldc,
              BfpIsa isa);
+
+// ---- Mantissa recovery, shared with the int8 convolution (BfpConv.h) ------------------------
+
+/// One block of `len` values (contiguous in buf) to int8 mantissas in dst[0, len) (see
+/// BfpSource): returns the ulp exponent sa = e - (bits - 1), or INT32_MIN for a block without a
+/// non-zero mantissa; `sum` gets Σ m; `onGrid` turns false if a value is not m · 2^sa with
+/// |m| <= 2^(bits-1) - 1. Plain loops.
+int32_t blockMantissas(const float* buf, int64_t len, int bits, int8_t* dst, int32_t& sum,
+                       bool& onGrid);
+/// blockMantissas with AVX-512 (the same bytes, sums and flags); needs cpuFeatures().avx512.
+int32_t blockMantissasAvx512(const float* buf, int64_t len, int bits, int8_t* dst, int32_t& sum,
+                             bool& onGrid);
+/// blockMantissas for 16 rows at once whose values lie at unit stride across rows (lane l,
+/// index k at base[l + k·sk]), lanes >= nLanes empty: mantissas to tile[k·16 + lane] for k < P
+/// (zero beyond len), Σ m and sa (INT32_MIN: no non-zero) per lane. Needs AVX-512.
+void laneTileAvx512(const float* base, int64_t sk, int64_t len, int64_t P, int nLanes, int bits,
+                    int8_t* tile, int32_t* sums, int32_t* sa, bool& onGrid);
 
 /// Counts one GEMM (thread-safe). See mantissa::Int8BfpStats.
 void countInt8BfpGemm();

@@ -1,0 +1,463 @@
+// int8 block-floating-point direct convolution: see BfpConv.h and docs/performance.md "int8
+// convolution kernel". Started from docs/spikes/int8_conv_forward.cpp.
+#include "core/ops/detail/BfpConv.h"
+
+// GCC 12 reports -Wuninitialized inside the AVX-512 intrinsic headers (GCC PR 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "core/CpuFeatures.h"
+#include "core/Error.h"
+#include "core/parallel/ParallelFor.h"
+
+namespace mantissa::ops::detail {
+
+namespace {
+
+/// Largest scale table (floats): 16 MiB.
+constexpr int64_t kMaxTableFloats = int64_t{1} << 22;
+
+/// Smallest and largest exponent over blocks with a non-zero mantissa, merged across threads.
+struct ExpRange {
+  int lo = INT_MAX, hi = INT_MIN;
+  void add(int e) {
+    lo = std::min(lo, e);
+    hi = std::max(hi, e);
+  }
+  void merge(const ExpRange& o) {
+    lo = std::min(lo, o.lo);
+    hi = std::max(hi, o.hi);
+  }
+  bool any() const { return lo <= hi; }
+};
+
+/// The geometry and the packed operands the kernels read.
+struct Conv {
+  int64_t N, C, O, H, W, k, pad, T;
+  int64_t CB, P, Q, Cp;     // blocks per pixel, padded block length, its dwords, bytes per pixel
+  int64_t Opad, OV;         // output channels rounded up to 16, their vectors
+  int64_t PX, Hp, Wp;       // output pixels per register tile, padded input rows and columns
+  int64_t E = 1;            // rows of the scale table (activation exponents)
+  uint8_t* x = nullptr;     // [N][Hp][Wp][Cp] mantissa + 128 (padding: 128, the value 0)
+  int32_t* xe = nullptr;    // [N][Hp][Wp][CB] sa, then the offset (sa - min sa)·Opad of its row
+  int8_t* w = nullptr;      // [T][CB][Q][Opad][4] mantissas
+  int32_t* corr = nullptr;  // [T][CB][Opad] -128 · Σ w (the accumulator's start)
+  int32_t* wsb = nullptr;   // [T][CB][Opad] sb
+  float* tab = nullptr;     // [T][CB][E][Opad] 2^(sa + sb)
+  float* y = nullptr;
+};
+
+// ---- packing -------------------------------------------------------------------------------
+
+/// Marks the padding of packed row r (image n, padded row hp): value 0, no exponent.
+void padRow(const Conv& c, int64_t r, bool whole) {
+  uint8_t* row = c.x + r * c.Wp * c.Cp;
+  int32_t* erow = c.xe + r * c.Wp * c.CB;
+  if (whole) {
+    std::memset(row, 128, static_cast<size_t>(c.Wp * c.Cp));
+    std::fill(erow, erow + c.Wp * c.CB, INT32_MIN);
+    return;
+  }
+  const int64_t right = c.pad + c.W;
+  std::memset(row, 128, static_cast<size_t>(c.pad * c.Cp));
+  std::memset(row + right * c.Cp, 128, static_cast<size_t>((c.Wp - right) * c.Cp));
+  std::fill(erow, erow + c.pad * c.CB, INT32_MIN);
+  std::fill(erow + right * c.CB, erow + c.Wp * c.CB, INT32_MIN);
+}
+
+/// Packs input row h of image n with plain loops (blockMantissas per pixel and block).
+void packRowScalar(const Conv& c, const BfpConvInput& in, int64_t block, int64_t n, int64_t h,
+                   ExpRange& range, bool& onGrid) {
+  const int64_t HW = c.H * c.W, r = n * c.Hp + h + c.pad;
+  std::vector<float> buf(static_cast<size_t>(c.P));
+  std::vector<int8_t> m(static_cast<size_t>(c.P));
+  for (int64_t w = 0; w < c.W; ++w) {
+    uint8_t* px = c.x + (r * c.Wp + c.pad + w) * c.Cp;
+    int32_t* pe = c.xe + (r * c.Wp + c.pad + w) * c.CB;
+    for (int64_t cb = 0; cb < c.CB; ++cb) {
+      const int64_t len = std::min(block, c.C - cb * block);
+      const float* src = in.values + (n * c.C + cb * block) * HW + h * c.W + w;
+      for (int64_t k = 0; k < len; ++k) buf[k] = src[k * HW];
+      int32_t sum = 0;
+      const int32_t sa = blockMantissas(buf.data(), len, in.bits, m.data(), sum, onGrid);
+      for (int64_t k = 0; k < c.P; ++k) {
+        px[cb * c.P + k] = k < len ? static_cast<uint8_t>(m[k] ^ 0x80) : uint8_t{128};
+      }
+      pe[cb] = sa;
+      if (sa != INT32_MIN) range.add(sa);
+    }
+  }
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
+
+/// packRowScalar with AVX-512: 16 pixels at a time (laneTileAvx512 reads them at unit stride),
+/// the mantissas of 4 channels combined into one dword per pixel and scattered to NHWC.
+void packRowAvx512(const Conv& c, const BfpConvInput& in, int64_t block, int64_t n, int64_t h,
+                   ExpRange& range, bool& onGrid, int8_t* tile) {
+  const int64_t HW = c.H * c.W, r = n * c.Hp + h + c.pad;
+  const __m512i index =
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(static_cast<int32_t>(c.Cp)));
+  const __m512i flip = _mm512_set1_epi32(static_cast<int32_t>(0x80808080u));
+  int32_t sums[16], sa[16];
+  for (int64_t w0 = 0; w0 < c.W; w0 += 16) {
+    const int nl = static_cast<int>(std::min<int64_t>(16, c.W - w0));
+    const __mmask16 lanes = static_cast<__mmask16>(nl == 16 ? 0xffffu : (1u << nl) - 1u);
+    uint8_t* px = c.x + (r * c.Wp + c.pad + w0) * c.Cp;
+    int32_t* pe = c.xe + (r * c.Wp + c.pad + w0) * c.CB;
+    for (int64_t cb = 0; cb < c.CB; ++cb) {
+      const int64_t len = std::min(block, c.C - cb * block);
+      const float* src = in.values + (n * c.C + cb * block) * HW + h * c.W + w0;
+      laneTileAvx512(src, HW, len, c.P, nl, in.bits, tile, sums, sa, onGrid);
+      for (int64_t q = 0; q < c.Q; ++q) {
+        const int8_t* t4 = tile + q * 64;
+        auto lane = [&](int i) {
+          return _mm512_cvtepu8_epi32(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(t4 + 16 * i)));
+        };
+        __m512i v = _mm512_or_si512(
+            _mm512_or_si512(lane(0), _mm512_slli_epi32(lane(1), 8)),
+            _mm512_or_si512(_mm512_slli_epi32(lane(2), 16), _mm512_slli_epi32(lane(3), 24)));
+        v = _mm512_xor_si512(v, flip);  // m + 128 as u8 is m with the top bit flipped
+        _mm512_mask_i32scatter_epi32(px + cb * c.P + q * 4, lanes, index, v, 1);
+      }
+      for (int l = 0; l < nl; ++l) {
+        pe[l * c.CB + cb] = sa[l];
+        if (sa[l] != INT32_MIN) range.add(sa[l]);
+      }
+    }
+  }
+}
+
+#pragma GCC pop_options
+
+/// Packs the weight (all of it: it is small) and records the range of its exponents.
+void packWeight(const Conv& c, const BfpConvWeight& wt, int64_t block, bool avx, ExpRange& range,
+                bool& onGrid) {
+  const auto convert = avx ? blockMantissasAvx512 : blockMantissas;
+  std::mutex mu;
+  parallelFor(0, c.Opad, 4, [&](int64_t o0, int64_t o1) {
+    ExpRange local;
+    bool ok = true;
+    std::vector<float> buf(static_cast<size_t>(c.P));
+    std::vector<int8_t> m(static_cast<size_t>(c.P));
+    for (int64_t o = o0; o < o1; ++o) {
+      for (int64_t t = 0; t < c.T; ++t) {
+        for (int64_t cb = 0; cb < c.CB; ++cb) {
+          const int64_t len = std::min(block, c.C - cb * block), tb = t * c.CB + cb;
+          int32_t sum = 0, sb = INT32_MIN;
+          std::fill(m.begin(), m.end(), int8_t{0});
+          if (o < c.O) {
+            const float* src = wt.values + o * wt.sO + cb * block * wt.sC + t * wt.sT;
+            for (int64_t k = 0; k < len; ++k) buf[k] = src[k * wt.sC];
+            sb = convert(buf.data(), len, wt.bits, m.data(), sum, ok);
+            std::fill(m.begin() + len, m.end(), int8_t{0});
+          }
+          for (int64_t k = 0; k < c.P; ++k)
+            c.w[((tb * c.Q + k / 4) * c.Opad + o) * 4 + k % 4] = m[k];
+          c.corr[tb * c.Opad + o] = -128 * sum;
+          c.wsb[tb * c.Opad + o] = sb;
+          if (sb != INT32_MIN) local.add(sb);
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    range.merge(local);
+    onGrid &= ok;
+  });
+}
+
+// ---- kernels ------------------------------------------------------------------------------
+
+/// Kernel rows [khBeg, khEnd) read input rows inside the image (the others add exact zeros, which
+/// the padded buffer would give too; both kernels skip them alike).
+inline void tapRows(const Conv& c, int64_t h, int64_t& khBeg, int64_t& khEnd) {
+  khBeg = std::max<int64_t>(0, c.pad - h);
+  khEnd = std::min<int64_t>(c.k, c.H + c.pad - h);
+}
+
+/// Work item i: image n, output-channel group g (of `ovb` vectors), output row h.
+inline void itemOf(const Conv& c, int64_t ovb, int64_t i, int64_t& n, int64_t& g, int64_t& h) {
+  const int64_t groups = c.OV / ovb;
+  h = i % c.H;
+  g = (i / c.H) % groups;
+  n = i / (c.H * groups);
+}
+
+/// The plain-loop kernel: the same integer sums and the same FMAs in the same order as the VNNI
+/// one, output channel by output channel.
+void convScalar(const Conv& c, int64_t i0, int64_t i1) {
+  for (int64_t i = i0; i < i1; ++i) {
+    int64_t n, g, h, khBeg, khEnd;
+    itemOf(c, 1, i, n, g, h);
+    tapRows(c, h, khBeg, khEnd);
+    for (int64_t o = g * 16; o < std::min(c.O, g * 16 + 16); ++o) {
+      for (int64_t w = 0; w < c.W; ++w) {
+        float acc = 0.0f;
+        for (int64_t kh = khBeg; kh < khEnd; ++kh) {
+          for (int64_t kw = 0; kw < c.k; ++kw) {
+            const int64_t t = kh * c.k + kw, pix = (n * c.Hp + h + kh) * c.Wp + w + kw;
+            for (int64_t cb = 0; cb < c.CB; ++cb) {
+              const int64_t tb = t * c.CB + cb;
+              int32_t s = c.corr[tb * c.Opad + o];
+              const uint8_t* xv = c.x + pix * c.Cp + cb * c.P;
+              for (int64_t k = 0; k < c.P; ++k)
+                s += int32_t{xv[k]} * c.w[((tb * c.Q + k / 4) * c.Opad + o) * 4 + k % 4];
+              const float scale = c.tab[tb * c.E * c.Opad + c.xe[pix * c.CB + cb] + o];
+              acc = std::fma(static_cast<float>(s), scale, acc);
+            }
+          }
+        }
+        c.y[((n * c.O + o) * c.H + h) * c.W + w] = acc;
+      }
+    }
+  }
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")
+
+/// r[i] becomes column i of the 16 x 16 matrix whose rows were r[0..15].
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + m]: in 128-bit lane L, column 4L + m of rows 4i..4i+3.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xdd);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
+    const __m512 v3 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xdd);
+    r[m] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    r[8 + m] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
+    r[4 + m] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    r[12 + m] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
+  }
+}
+
+/// Output rows of PX pixels x OVB·16 channels per register tile; Q dwords per block (0: c.Q at
+/// run time). The activation broadcast is inline assembly so that GCC neither hoists nor
+/// spills it (docs/spikes/int8_conv_forward.cpp).
+template <int Q, int PX, int OVB>
+void convVnni(const Conv& c, int64_t i0, int64_t i1) {
+  const int64_t nq = Q > 0 ? Q : c.Q, CB = c.CB, Cp = c.Cp, Opad = c.Opad;
+  for (int64_t item = i0; item < i1; ++item) {
+    int64_t n, g, h, khBeg, khEnd;
+    itemOf(c, OVB, item, n, g, h);
+    tapRows(c, h, khBeg, khEnd);
+    const int64_t ov0 = g * OVB;
+    for (int64_t w0 = 0; w0 < c.W; w0 += PX) {
+      __m512 acc[PX][OVB];
+      for (int i = 0; i < PX; ++i)
+        for (int j = 0; j < OVB; ++j) acc[i][j] = _mm512_setzero_ps();
+#pragma GCC unroll 1
+      for (int64_t kh = khBeg; kh < khEnd; ++kh) {
+#pragma GCC unroll 1
+        for (int64_t kw = 0; kw < c.k; ++kw) {
+          const int64_t t = kh * c.k + kw, pix = (n * c.Hp + h + kh) * c.Wp + w0 + kw;
+          const uint8_t* xr = c.x + pix * Cp;
+          const int32_t* er = c.xe + pix * CB;
+#pragma GCC unroll 1
+          for (int64_t cb = 0; cb < CB; ++cb) {
+            const int64_t tb = t * CB + cb;
+            const int8_t* wt = c.w + (tb * nq * Opad + ov0 * 16) * 4;
+            __m512i S[PX][OVB];
+            for (int j = 0; j < OVB; ++j) {
+              const __m512i c0 = _mm512_loadu_si512(c.corr + tb * Opad + (ov0 + j) * 16);
+              for (int i = 0; i < PX; ++i) S[i][j] = c0;
+            }
+            const uint8_t* xb0 = xr + cb * c.P;
+#pragma GCC unroll 16
+            for (int64_t q = 0; q < nq; ++q) {
+              __m512i wv[OVB];
+              for (int j = 0; j < OVB; ++j)
+                wv[j] = _mm512_loadu_si512(wt + (q * Opad + j * 16) * 4);
+              for (int i = 0; i < PX; ++i) {
+                __m512i xb;
+                asm("vpbroadcastd %[x], %[b]"
+                    : [b] "=v"(xb)
+                    : [x] "m"(*reinterpret_cast<const int32_t*>(xb0 + i * Cp + q * 4)));
+                for (int j = 0; j < OVB; ++j) S[i][j] = _mm512_dpbusd_epi32(S[i][j], xb, wv[j]);
+              }
+            }
+            const float* tb0 = c.tab + tb * c.E * Opad + ov0 * 16;
+            for (int i = 0; i < PX; ++i) {
+              const float* ti = tb0 + er[i * CB + cb];
+              for (int j = 0; j < OVB; ++j)
+                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[i][j]),
+                                            _mm512_loadu_ps(ti + j * 16), acc[i][j]);
+            }
+          }
+        }
+      }
+      // Transpose each 16-channel tile to 16 rows of PX pixels and store them to NCHW.
+      const int npx = static_cast<int>(std::min<int64_t>(PX, c.W - w0));
+      const __mmask16 mask = static_cast<__mmask16>((1u << npx) - 1u);
+      for (int j = 0; j < OVB; ++j) {
+        const int64_t o0 = (ov0 + j) * 16, no = std::min<int64_t>(16, c.O - o0);
+        if (no <= 0) break;
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i) r[i] = i < PX ? acc[i][j] : _mm512_setzero_ps();
+        transpose16(r);
+        float* dst = c.y + ((n * c.O + o0) * c.H + h) * c.W + w0;
+        for (int64_t o = 0; o < no; ++o) _mm512_mask_storeu_ps(dst + o * c.H * c.W, mask, r[o]);
+      }
+    }
+  }
+}
+
+#pragma GCC pop_options
+
+using Kernel = void (*)(const Conv&, int64_t, int64_t);
+
+template <int PX, int OVB>
+Kernel vnniFor(int64_t Q) {
+  switch (Q) {
+    case 4:
+      return convVnni<4, PX, OVB>;
+    case 8:
+      return convVnni<8, PX, OVB>;
+    case 16:
+      return convVnni<16, PX, OVB>;
+    default:
+      return convVnni<0, PX, OVB>;
+  }
+}
+
+}  // namespace
+
+bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, float* y,
+               BfpIsa isa) {
+  MANTISSA_CHECK(x.C == wt.C && wt.k % 2 == 1 && block >= 1 && x.C >= 1 && wt.O >= 1,
+                 "bfpConv2d: input channels ", x.C, " vs ", wt.C, ", kernel ", wt.k,
+                 " (odd), block ", block);
+  MANTISSA_CHECK(x.bits >= 2 && x.bits <= 8 && wt.bits >= 2 && wt.bits <= 8,
+                 "bfpConv2d: mantissa widths ", x.bits, ", ", wt.bits, " outside [2, 8]");
+  const bool vnni = isa == BfpIsa::Vnni;
+  MANTISSA_CHECK(!vnni || cpuFeatures().avx512Vnni, "bfpConv2d: this CPU has no AVX-512 VNNI");
+  if (x.N == 0 || x.H == 0 || x.W == 0) return true;
+  Conv c{};
+  c.N = x.N, c.C = x.C, c.O = wt.O, c.H = x.H, c.W = x.W, c.k = wt.k;
+  c.pad = (c.k - 1) / 2, c.T = c.k * c.k;
+  c.CB = (c.C + block - 1) / block;
+  c.P = (std::min(block, c.C) + 3) / 4 * 4;
+  MANTISSA_CHECK(c.P <= 1024, "bfpConv2d: blocks of ", c.P, " values (at most 1024)");
+  c.Q = c.P / 4, c.Cp = c.CB * c.P;
+  c.Opad = (c.O + 15) / 16 * 16, c.OV = c.Opad / 16;
+  // Register tiles: 7 pixels x 32 channels when the channel vectors pair up, else 14 x 16 (7 x
+  // 16 for rows of at most 7 pixels) — the best of the prototype's variants per ResNet-20 layer.
+  int64_t ovb = 1;
+  if (vnni) {
+    ovb = c.OV % 2 == 0 ? 2 : 1;
+    c.PX = ovb == 2 || c.W <= 7 ? 7 : 14;
+  } else {
+    c.PX = 1;
+  }
+  const int64_t Wt = (c.W + c.PX - 1) / c.PX * c.PX;
+  c.Hp = c.H + 2 * c.pad, c.Wp = Wt + 2 * c.pad;
+
+  Tensor xBuf = Tensor::uninitialized({c.N * c.Hp * c.Wp * c.Cp}, DType::U8);
+  Tensor xeBuf = Tensor::uninitialized({c.N * c.Hp * c.Wp * c.CB}, DType::I32);
+  Tensor wBuf = Tensor::uninitialized({c.T * c.CB * c.P * c.Opad}, DType::I8);
+  Tensor corrBuf = Tensor::uninitialized({c.T * c.CB * c.Opad}, DType::I32);
+  Tensor sbBuf = Tensor::uninitialized({c.T * c.CB * c.Opad}, DType::I32);
+  c.x = xBuf.data<uint8_t>(), c.xe = xeBuf.data<int32_t>(), c.w = wBuf.data<int8_t>();
+  c.corr = corrBuf.data<int32_t>(), c.wsb = sbBuf.data<int32_t>();
+  c.y = y;
+
+  // Pack x: every padded row of every image, in parallel.
+  const bool avx = vnni;  // VNNI implies the AVX-512 of the packing loops
+  ExpRange ra, rb;
+  bool gridA = true, gridB = true;
+  std::mutex mu;
+  parallelFor(0, c.N * c.Hp, 4, [&](int64_t r0, int64_t r1) {
+    ExpRange local;
+    bool ok = true;
+    std::vector<int8_t> tile(static_cast<size_t>(c.P * 16));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / c.Hp, h = r % c.Hp - c.pad;
+      const bool inside = h >= 0 && h < c.H;
+      padRow(c, r, !inside);
+      if (!inside) continue;
+      if (avx) {
+        packRowAvx512(c, x, block, n, h, local, ok, tile.data());
+      } else {
+        packRowScalar(c, x, block, n, h, local, ok);
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    ra.merge(local);
+    gridA &= ok;
+  });
+  packWeight(c, wt, block, avx, rb, gridB);
+
+  const BfpExponents ea{ra.any() ? ra.lo : 0, ra.any() ? ra.hi : 0, ra.any(), gridA, x.bits};
+  const BfpExponents eb{rb.any() ? rb.lo : 0, rb.any() ? rb.hi : 0, rb.any(), gridB, wt.bits};
+  if (!bfpExactRange(ea, eb, c.P)) return false;
+  if (!ea.anyNonZero || !eb.anyNonZero) {  // the product is exactly zero
+    parallelFor(0, c.N * c.O * c.H * c.W, 1 << 16,
+                [&](int64_t i0, int64_t i1) { std::fill(y + i0, y + i1, 0.0f); });
+    return true;
+  }
+  c.E = ea.maxExp - ea.minExp + 1;
+  if (c.T * c.CB * c.E * c.Opad > kMaxTableFloats) return false;
+
+  // The scale table: 2^(sa + sb) for every activation exponent of the range and every weight
+  // block (zero blocks take the smallest sb: their sums are 0 and the scale stays a normal
+  // power of two, bfpExactRange). Exponent offsets: padding and zero blocks read row 0.
+  Tensor tabBuf = Tensor::uninitialized({c.T * c.CB * c.E * c.Opad}, DType::F32);
+  c.tab = tabBuf.data<float>();
+  const int64_t tbs = c.T * c.CB;
+  parallelFor(0, tbs, 4, [&](int64_t b0, int64_t b1) {
+    for (int64_t tb = b0; tb < b1; ++tb) {
+      for (int64_t e = 0; e < c.E; ++e) {
+        for (int64_t o = 0; o < c.Opad; ++o) {
+          const int32_t sb = c.wsb[tb * c.Opad + o];
+          const int s = ea.minExp + static_cast<int>(e) + (sb == INT32_MIN ? eb.minExp : sb);
+          c.tab[(tb * c.E + e) * c.Opad + o] = std::ldexp(1.0f, s);
+        }
+      }
+    }
+  });
+  const int64_t nxe = c.N * c.Hp * c.Wp * c.CB;
+  parallelFor(0, nxe, 1 << 14, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int32_t sa = c.xe[i];
+      c.xe[i] = sa == INT32_MIN ? 0 : static_cast<int32_t>((sa - ea.minExp) * c.Opad);
+    }
+  });
+
+  Kernel kernel = convScalar;
+  if (vnni) {
+    if (ovb == 2) {
+      kernel = vnniFor<7, 2>(c.Q);
+    } else {
+      kernel = c.PX == 7 ? vnniFor<7, 1>(c.Q) : vnniFor<14, 1>(c.Q);
+    }
+  }
+  const int64_t items = c.N * (c.OV / ovb) * c.H;
+  parallelFor(0, items, 1, [&](int64_t i0, int64_t i1) { kernel(c, i0, i1); });
+  return true;
+}
+
+}  // namespace mantissa::ops::detail

@@ -1,0 +1,58 @@
+#pragma once
+
+#include <cstdint>
+
+#include "core/ops/detail/BfpGemm.h"
+
+// int8 block-floating-point direct convolution (docs/performance.md "int8 convolution kernel"):
+// a stride-1, "same"-padded 2-D convolution of two HBFP-quantized operands computed from their
+// integer mantissas and per-block exponents, giving what the FP32 emulation gives on the
+// dequantized values up to FP32 summation order (the contract of BfpGemm.h, whose mantissa
+// recovery and exactness check it shares).
+//
+//   y[n, o, h, w] = Σ_t Σ_cb 2^(sa[n, ih, iw, cb] + sb[o, t, cb]) · Σ_{c in cb} x[n, c, ih, iw] ·
+//   w[o, c, t]
+//
+// with (ih, iw) the input pixel that tap t = kh·k + kw reads (zero outside the image). The
+// blocks of x run along C per pixel and those of w along C per (o, t) — the blocks of the
+// forward GEMM of a convolution and, with the weight transposed and flipped, of its
+// backward-data GEMM.
+//
+// AVX-512 VNNI kernel: 16 output channels per register, a row of 7 or 14 output pixels per
+// register tile; x is packed once as u8 (mantissa + 128) in padded NHWC, each vpdpbusd
+// broadcasts 4 channels of one pixel against the s8 weights of 16 output channels, and every
+// (tap, block) accumulator starts at -128·Σw (which cancels the +128) and ends in one convert
+// and one FMA with the scale 2^(sa+sb) read from a table indexed by the pixel's exponent. The
+// tile is transposed in registers and stored as NCHW. A plain-loop kernel on the same packed
+// data gives bit-identical results on CPUs without VNNI.
+
+namespace mantissa::ops::detail {
+
+/// The activation operand: HBFP-quantized FP32 values, contiguous NCHW [N, C, H, W], blocked
+/// along C per pixel (blocks of `block` channels from channel 0; the last may be partial).
+struct BfpConvInput {
+  const float* values = nullptr;
+  int64_t N = 0, C = 0, H = 0, W = 0;
+  int bits = 8;
+};
+
+/// The weight operand viewed as [O, C, k, k]: element (o, c, tap t = kh·k + kw) at
+/// values[o·sO + c·sC + t·sT], blocked along C per (o, t). The forward weight [O, C, k, k] is
+/// {sO = C·k², sC = k², sT = 1}; backward-data reads the same tensor with O and C swapped and the
+/// taps reversed (values pointing at tap k² - 1, sT = -1).
+struct BfpConvWeight {
+  const float* values = nullptr;
+  int64_t O = 0, C = 0, k = 1;
+  int64_t sO = 0, sC = 0, sT = 1;
+  int bits = 8;
+};
+
+/// y[N, O, H, W] (NCHW, overwritten) = the convolution of x with w, stride 1, padding (k-1)/2
+/// on each side, k odd. Returns false, leaving y untouched, when the result could not be the
+/// exact block products summed in FP32 (bfpExactRange: values off their grid, a block product
+/// below 2^-126 or beyond FP32's range) or when its scale table would exceed 16 MiB (activation
+/// exponents spread over too many binades); the caller then runs the FP32 convolution.
+bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& w, int64_t block, float* y,
+               BfpIsa isa = bestBfpIsa());
+
+}  // namespace mantissa::ops::detail
