@@ -84,6 +84,20 @@ struct Encoded {
   size_t packedBytes() const;
 };
 
+/// quantize(x) as an operand of the bf16 GEMM path (docs/ops.md "bf16 GEMM path";
+/// Format::quantizeBf16): what ops::detail::toBf16Exact(quantize(x)) gives, and the FP32 values
+/// wherever the bf16 patterns cannot stand in for them.
+struct Bf16Quantized {
+  /// bf16 bit patterns (U16, x's shape, contiguous) of quantize(x); defined only when the
+  /// conversion is exact for the hardware: every low half zero and no FP32 subnormal.
+  Tensor bits;
+  /// FP32 exponent field of the smallest non-zero |value| (255 when all are zero).
+  uint32_t minExponent = 255;
+  /// quantize(x) in F32: always defined when `bits` is not; may be left undefined when it is
+  /// (widening the patterns gives the values bit for bit).
+  Tensor values;
+};
+
 /// A number format: immutable and shareable (hold it as FormatPtr). `quantize` snaps an F32
 /// tensor onto the format's grid and returns F32 values that are exactly representable;
 /// `encode`/`decode` give the packed codes and back. Formats never record autograd.
@@ -113,6 +127,12 @@ class Format {
   /// that cannot represent it.
   virtual Tensor quantize(const Tensor& x, const QuantizeArgs& args,
                           FormatState* state = nullptr) const = 0;
+  /// quantize(x) for the bf16 GEMM path, with the same arguments, state, statistics and errors:
+  /// bits, minExponent and exactness bit for bit those of ops::detail::toBf16Exact(quantize(x)),
+  /// `values` bit for bit quantize(x). The default runs exactly that; HBFP with N <= 9 writes the
+  /// bf16 patterns in its quantizing pass instead (2 bytes a value, no second pass over FP32).
+  virtual Bf16Quantized quantizeBf16(const Tensor& x, const QuantizeArgs& args,
+                                     FormatState* state = nullptr) const;
   /// Packs `x` (quantizing it first, exactly as `quantize` would).
   virtual Encoded encode(const Tensor& x, const QuantizeArgs& args,
                          FormatState* state = nullptr) const = 0;

@@ -11,8 +11,11 @@
 #include <cmath>
 #include <optional>
 #include <regex>
+#include <type_traits>
+#include <vector>
 
 #include "core/Error.h"
+#include "core/ops/detail/Bf16.h"
 #include "core/parallel/ParallelFor.h"
 #include "formats/detail/Factories.h"
 #include "formats/detail/HbfpKernels.h"
@@ -100,9 +103,36 @@ std::optional<detail::HbfpGatherLayout> gatherLayout(const Shape& shape,
   return L;
 }
 
-/// Hbfp::quantize with args.blockAxes (two or more axes).
-Tensor quantizeAlongAxes(const Hbfp& f, const Tensor& x, const QuantizeArgs& args) {
+/// The one quantizing pass behind quantize and quantizeBf16: a new tensor of x's shape holding
+/// the values (`Out` = float, F32) or their bf16 patterns (detail::Bf16Bits, U16), blocked along
+/// args.blockAxes (two or more) or args.blockAxis. Adds the kernels' counters to `pass`; the
+/// caller checks and books them once (finishPass).
+template <class Out>
+Tensor quantizePass(const Hbfp& f, const Tensor& x, const QuantizeArgs& args,
+                    detail::HbfpPass& pass) {
+  constexpr bool kBf16 = std::is_same_v<Out, detail::Bf16Bits>;
   const HbfpOptions& o = f.options();
+  const detail::HbfpParams p{o.bits, o.rounding, args.seed, args.stream, args.step};
+  const auto isa = detail::bestKernelIsa();
+  Tensor xc = x.detach().contiguous();
+  Tensor out = Tensor::uninitialized(x.shape(), kBf16 ? DType::U16 : DType::F32);
+  Out* op;
+  if constexpr (kBf16) {
+    op = reinterpret_cast<Out*>(out.data<uint16_t>());
+  } else {
+    op = out.data<float>();
+  }
+  auto add = [&pass](const detail::HbfpPass& r) {
+    pass.nonFinite += r.nonFinite;
+    pass.saturated += r.saturated;
+    pass.flushed += r.flushed;
+    pass.minMagnitude = std::min(pass.minMagnitude, r.minMagnitude);
+  };
+  if (args.blockAxes.size() < 2) {
+    detail::HbfpLayout L = layoutOf(x.shape(), args.blockAxis, o.block);
+    add(detail::hbfpQuantize(xc.data<float>(), op, nullptr, L, p, isa));
+    return out;
+  }
   const int64_t rank = x.dim();
   std::vector<int64_t> axes;
   for (int64_t a : args.blockAxes) {
@@ -111,14 +141,8 @@ Tensor quantizeAlongAxes(const Hbfp& f, const Tensor& x, const QuantizeArgs& arg
                    args.pointName, "': block axis ", a, " given twice");
     axes.push_back(n);
   }
-  Tensor xc = x.detach().contiguous();
-  const detail::HbfpParams p{o.bits, o.rounding, args.seed, args.stream, args.step};
   if (auto L = gatherLayout(x.shape(), axes, o.block)) {
-    Tensor out = Tensor::uninitialized(x.shape());
-    if (xc.numel() == 0) return out;
-    detail::HbfpPass r = detail::hbfpQuantizeGathered(xc.data<float>(), out.data<float>(), *L, p,
-                                                      detail::bestKernelIsa());
-    finishPass(f, args, xc.numel(), r);
+    if (xc.numel() > 0) add(detail::hbfpQuantizeGathered(xc.data<float>(), op, *L, p, isa));
     return out;
   }
   // Any other layout: move the block axes last, merge them, block along the last axis and move
@@ -140,7 +164,7 @@ Tensor quantizeAlongAxes(const Hbfp& f, const Tensor& x, const QuantizeArgs& arg
   QuantizeArgs last = args;
   last.blockAxes = {};
   last.blockAxis = -1;
-  Tensor blocked = f.quantize(moved.reshape(kept), last);
+  Tensor blocked = quantizePass<Out>(f, moved.reshape(kept), last, pass);
   return blocked.reshape(moved.shape()).permute(inverse).contiguous();
 }
 
@@ -171,15 +195,40 @@ double Hbfp::bitsPerValue(const Shape& shape, int64_t blockAxis) const {
 Tensor Hbfp::quantize(const Tensor& x, const QuantizeArgs& args, FormatState*) const {
   MANTISSA_CHECK(x.dtype() == DType::F32, spec(), " at '", args.pointName,
                  "': input must be f32, got ", dtypeName(x.dtype()));
-  if (args.blockAxes.size() >= 2) return quantizeAlongAxes(*this, x, args);
-  Tensor xc = x.contiguous();
-  Tensor out = Tensor::uninitialized(x.shape());
-  detail::HbfpLayout L = layoutOf(x.shape(), args.blockAxis, options_.block);
-  detail::HbfpParams p{options_.bits, options_.rounding, args.seed, args.stream, args.step};
-  detail::HbfpPass r = detail::hbfpQuantize(xc.data<float>(), out.data<float>(), nullptr, L, p,
-                                            detail::bestKernelIsa());
-  finishPass(*this, args, xc.numel(), r);
+  detail::HbfpPass r;
+  Tensor out = quantizePass<float>(*this, x, args, r);
+  finishPass(*this, args, x.numel(), r);
   return out;
+}
+
+Bf16Quantized Hbfp::quantizeBf16(const Tensor& x, const QuantizeArgs& args,
+                                 FormatState* state) const {
+  // Above 8 significant bits the patterns cannot hold the values: quantize, then convert.
+  if (significandBits() > 8) return Format::quantizeBf16(x, args, state);
+  MANTISSA_CHECK(x.dtype() == DType::F32, spec(), " at '", args.pointName,
+                 "': input must be f32, got ", dtypeName(x.dtype()));
+  detail::HbfpPass r;
+  Tensor bits = quantizePass<detail::Bf16Bits>(*this, x, args, r);
+  finishPass(*this, args, x.numel(), r);
+  Bf16Quantized q;
+  q.minExponent = r.minMagnitude == UINT32_MAX ? ops::detail::kNoNonZero : r.minMagnitude >> 23;
+  // Every value has at most 8 significant bits, so its low half is zero unless it is an FP32
+  // subnormal: toBf16Exact's verdict is "exact" exactly when no value is a subnormal.
+  if (q.minExponent >= 1) {
+    q.bits = std::move(bits);
+    return q;
+  }
+  // Not exact for the hardware. For N <= 8 the patterns still hold every value (multiples of
+  // ulp >= 2^-133 have zero low halves); an hbfp9 subnormal may be an odd multiple of 2^-134,
+  // so hbfp9 quantizes again (same arguments, so the same values; counted once).
+  if (options_.bits <= 8) {
+    q.values = ops::detail::widenBf16(bits);
+  } else {
+    QuantizeArgs again = args;
+    again.stats = nullptr;
+    q.values = quantize(x, again, state);
+  }
+  return q;
 }
 
 Encoded Hbfp::encode(const Tensor& x, const QuantizeArgs& args, FormatState*) const {

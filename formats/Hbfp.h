@@ -38,6 +38,10 @@ class Hbfp : public Format {
   int significandBits() const override { return options_.bits - 1; }
   Tensor quantize(const Tensor& x, const QuantizeArgs& args,
                   FormatState* state = nullptr) const override;
+  /// N <= 9: one pass that writes the bf16 patterns of the values (detail::Bf16Bits) and finds
+  /// their smallest exponent; wider: quantize, then convert (the default).
+  Bf16Quantized quantizeBf16(const Tensor& x, const QuantizeArgs& args,
+                             FormatState* state = nullptr) const override;
   /// Codes: mantissas (I8 for N <= 8, I16 for N <= 16, I32 above) in the tensor's shape;
   /// exponents: I16, the tensor's shape with the block axis shortened to the number of blocks.
   Encoded encode(const Tensor& x, const QuantizeArgs& args,

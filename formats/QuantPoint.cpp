@@ -85,6 +85,31 @@ Tensor QuantPoint::run(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
   });
 }
 
+Bf16Quantized QuantPoint::runBf16(QuantDirection& dir, const Tensor& x,
+                                  std::span<const int64_t> blockAxes) {
+  if (dir.format->isIdentity()) {
+    // As run: fp32 returns x and counts no conversion.
+    QuantizeArgs args;
+    args.pointName = name_;
+    return dir.format->quantizeBf16(x, args, nullptr);
+  }
+  // The arguments run() would get from quantize*(x, axis) or quantize*Along(x, axes).
+  const int64_t blockAxis = blockAxes.size() == 1 ? blockAxes[0] : -1;
+  if (blockAxes.size() < 2) blockAxes = {};
+  return convert(dir, blockAxis, blockAxes, [&](const QuantizeArgs& args, FormatState* state) {
+    return dir.format->quantizeBf16(x, args, state);
+  });
+}
+
+Bf16Quantized QuantPoint::quantizeForwardBf16(const Tensor& x, std::span<const int64_t> blockAxes) {
+  return runBf16(fwd_, x, blockAxes);
+}
+
+Bf16Quantized QuantPoint::quantizeBackwardBf16(const Tensor& g,
+                                               std::span<const int64_t> blockAxes) {
+  return runBf16(bwd_, g, blockAxes);
+}
+
 Encoded QuantPoint::encodeForward(const Tensor& x, Tensor& values, int64_t blockAxis) {
   if (fwd_.format->isIdentity()) {
     // As quantizeForward: fp32 returns x and counts no conversion.

@@ -54,6 +54,15 @@ class QuantPoint : public io::Stateful {
   Tensor quantizeForwardAlong(const Tensor& x, std::span<const int64_t> blockAxes);
   Tensor quantizeBackwardAlong(const Tensor& g, std::span<const int64_t> blockAxes);
 
+  /// quantizeForward / quantizeForwardAlong producing an operand of the bf16 GEMM path
+  /// (Format::quantizeBf16) in the same conversion: blocks along `blockAxes` (none: blockAxis
+  /// -1; one: that axis; several: flattened in order), with the same arguments,
+  /// stochastic-rounding stream and step, state, statistics and errors, so the point advances
+  /// exactly as the FP32 call would. fp32: x itself, converted, and no conversion counted.
+  Bf16Quantized quantizeForwardBf16(const Tensor& x, std::span<const int64_t> blockAxes = {});
+  /// As quantizeForwardBf16 with the backward format (quantizeBackward / ...Along).
+  Bf16Quantized quantizeBackwardBf16(const Tensor& g, std::span<const int64_t> blockAxes = {});
+
   /// As quantizeForward, but packed: the forward format's codes (Format::encodeWithValues) with
   /// the same arguments, stochastic-rounding stream, step and statistics, so the adaptive state
   /// advances exactly as one quantizeForward would. `values` receives the quantized values,
@@ -84,6 +93,7 @@ class QuantPoint : public io::Stateful {
                const Convert& fn);
   Tensor run(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
              std::span<const int64_t> blockAxes = {});
+  Bf16Quantized runBf16(QuantDirection& dir, const Tensor& x, std::span<const int64_t> blockAxes);
 
   std::string name_;
   uint64_t stream_;

@@ -2,6 +2,7 @@
 
 #include <numeric>
 #include <optional>
+#include <span>
 
 #include "core/autograd/Autograd.h"
 #include "core/ops/Linalg.h"
@@ -26,6 +27,18 @@ Tensor quantizeAlong(formats::QuantPoint& point, bool backward, const Tensor& t,
   // Several reduction axes (e.g. N, H, W of the weight-gradient GEMM): the format blocks along
   // them flattened, in place (QuantizeArgs::blockAxes), without moving them last and back.
   return backward ? point.quantizeBackwardAlong(t, axes) : point.quantizeForwardAlong(t, axes);
+}
+
+formats::Bf16Quantized quantizeAlongBf16(formats::QuantPoint& point, bool backward, const Tensor& t,
+                                         const std::vector<int64_t>& axes) {
+  const formats::FormatPtr& f = backward ? point.backwardFormat() : point.forwardFormat();
+  // The axes quantizeAlong would use: none for unblocked formats (blockAxis -1).
+  std::span<const int64_t> along;
+  if (f->isBlocked()) {
+    MANTISSA_CHECK(!axes.empty(), "quantizeAlong: no reduction axes for '", point.name(), "'");
+    along = axes;
+  }
+  return backward ? point.quantizeBackwardBf16(t, along) : point.quantizeForwardBf16(t, along);
 }
 
 DotProductLayer::DotProductLayer(std::string typeName) : Module(std::move(typeName)) {
@@ -81,6 +94,20 @@ Operand makeOperand(Tensor q, bool convert) {
   return o;
 }
 
+/// The operand `point` quantizes along `axes` (quantizeAlong); when `convert`, in the same pass
+/// as its bf16 patterns (quantizeAlongBf16: the values and verdict of makeOperand(q, true)).
+Operand quantizedOperand(formats::QuantPoint& point, bool backward, const Tensor& t,
+                         const std::vector<int64_t>& axes, bool convert) {
+  if (!convert) return makeOperand(quantizeAlong(point, backward, t, axes), false);
+  formats::Bf16Quantized q = quantizeAlongBf16(point, backward, t, axes);
+  Operand o;
+  o.tried = true;
+  o.f32 = std::move(q.values);
+  o.bf16.bits = std::move(q.bits);
+  o.bf16.minExponent = q.minExponent;
+  return o;
+}
+
 /// What a backward closure keeps: only the bf16 copy when it is exact (half the bytes of FP32,
 /// the packed activation of issue 8 point 4), else the FP32 values.
 Operand packed(Operand o) {
@@ -106,14 +133,15 @@ bool packable(const formats::FormatPtr& f, bool bf16Path) {
   return !(bf16Path && f->bitsPerValue({int64_t{1} << 30}) >= 16.0);
 }
 
-/// The forward operand of `point` for x: quantized, or when `pack` encoded (codes in `codes`,
-/// the values returned; same state, statistics and stochastic-rounding step either way).
-Tensor forwardOperand(formats::QuantPoint& point, const Tensor& x, const std::vector<int64_t>& axes,
-                      bool pack, formats::Encoded& codes) {
-  if (!pack) return quantizeAlong(point, false, x, axes);
+/// The forward operand of `point` for x (converted when `convert`): quantized, or when `pack`
+/// encoded (codes in `codes`; same state, statistics and stochastic-rounding step either way).
+Operand forwardOperand(formats::QuantPoint& point, const Tensor& x,
+                       const std::vector<int64_t>& axes, bool pack, bool convert,
+                       formats::Encoded& codes) {
+  if (!pack) return quantizedOperand(point, false, x, axes, convert);
   Tensor values;
   codes = point.encodeForward(x, values);
-  return values;
+  return makeOperand(std::move(values), convert);
 }
 
 /// What a backward closure keeps of a forward operand: its codes when they are smaller than
@@ -244,10 +272,10 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
   formats::Encoded xCodes, wCodes;
   // Convert x (w) when a GEMM uses it: the forward one, or a backward one that reuses the
   // forward operand (unblocked formats only).
-  Operand xo = makeOperand(forwardOperand(*activation_, xd, g.xForward, packX, xCodes),
-                           fx && ((fw && !i8Fwd) || (fe && !reblockX && needW)));
-  Operand wo = makeOperand(forwardOperand(*weightPoint_, wd, g.wForward, packW, wCodes),
-                           fw && ((fx && !i8Fwd) || (fe && !reblockW && needX)));
+  Operand xo = forwardOperand(*activation_, xd, g.xForward, packX,
+                              fx && ((fw && !i8Fwd) || (fe && !reblockX && needW)), xCodes);
+  Operand wo = forwardOperand(*weightPoint_, wd, g.wForward, packW,
+                              fw && ((fx && !i8Fwd) || (fe && !reblockW && needX)), wCodes);
   Tensor y = callGemm(g.int8Forward, i8Fwd, g.forward, xo, wo);
   if (bias.defined()) y = addBias(y, bias.detach());
   if (!needBackward) return y;
@@ -269,13 +297,12 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
           const Tensor& gy) -> autograd::GradList {
         autograd::GradList grads(3);
         const bool blockedErr = err->backwardFormat()->isBlocked();
-        Operand eData = makeOperand(quantizeAlong(*err, true, gy, g.gyDataGrad),
-                                    fe && ((needX && fw && !i8Data) ||
-                                           (needW && fx && !blockedErr)));
+        Operand eData =
+            quantizedOperand(*err, true, gy, g.gyDataGrad,
+                             fe && ((needX && fw && !i8Data) || (needW && fx && !blockedErr)));
         if (needX) {
           Operand wData = ws.defined()
-                              ? makeOperand(quantizeAlong(*wp, false, ws, g.wDataGrad),
-                                            fe && fw && !i8Data)
+                              ? quantizedOperand(*wp, false, ws, g.wDataGrad, fe && fw && !i8Data)
                               : restore(wSaved);
           grads[0] = quantizeAlong(
               *act, true, callGemm(g.int8BackwardData, i8Data, g.backwardData, eData, wData),
@@ -283,13 +310,11 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
         }
         if (needW) {
           Operand eWeight =
-              blockedErr ? makeOperand(quantizeAlong(*err, true, gy, g.gyWeightGrad),
-                                       fe && fx && !i8Wgt)
+              blockedErr ? quantizedOperand(*err, true, gy, g.gyWeightGrad, fe && fx && !i8Wgt)
                          : eData;
-          Operand xWeight = xs.defined()
-                                ? makeOperand(quantizeAlong(*act, false, xs, g.xWeightGrad),
-                                              fx && fe && !i8Wgt)
-                                : restore(xSaved);
+          Operand xWeight =
+              xs.defined() ? quantizedOperand(*act, false, xs, g.xWeightGrad, fx && fe && !i8Wgt)
+                           : restore(xSaved);
           grads[1] = quantizeAlong(
               *wp, true,
               callGemm(g.int8BackwardWeights, i8Wgt, g.backwardWeights, xWeight, eWeight),

@@ -33,8 +33,9 @@ using Int8Gemm =
 /// significant bits (Format::significandBits: bf16, e4m3, e5m2, FFP8, hbfpN with N <= 9) and
 /// their values pass the exactness check of ops::detail::toBf16Exact, the GEMM runs on oneDNN's
 /// bf16 primitives: the FP32 emulation's result up to summation order, at up to twice the rate.
-/// Operands kept for backward are then kept as bf16 (half the bytes). setBf16GemmEnabled
-/// (core/ops/Linalg.h) turns it off.
+/// An operand bound for it is quantized by Format::quantizeBf16 (HBFP writes the bf16 patterns
+/// in its quantizing pass). Operands kept for backward are then kept as bf16 (half the bytes).
+/// setBf16GemmEnabled (core/ops/Linalg.h) turns it off.
 ///
 /// int8 block-FP path (docs/performance.md "int8 block-floating-point path"): when both
 /// operands of a GEMM are HBFP with N <= 8 and the same block size and the layer provides an
@@ -90,5 +91,10 @@ class DotProductLayer : public Module {
 /// (in order). For unblocked formats the axes do not matter and `t` is quantized as a whole.
 Tensor quantizeAlong(formats::QuantPoint& point, bool backward, const Tensor& t,
                      const std::vector<int64_t>& axes);
+/// quantizeAlong producing an operand of the bf16 GEMM path in the same conversion
+/// (QuantPoint::quantizeForwardBf16 / quantizeBackwardBf16): the same values, point state and
+/// statistics, and the bf16 patterns and verdict of ops::detail::toBf16Exact on those values.
+formats::Bf16Quantized quantizeAlongBf16(formats::QuantPoint& point, bool backward, const Tensor& t,
+                                         const std::vector<int64_t>& axes);
 
 }  // namespace mantissa::nn

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/Error.h"
@@ -34,7 +36,8 @@ inline void forRuns(const HbfpGatherLayout& L, int64_t base, int64_t k0, int64_t
   }
 }
 
-HbfpPass gatheredScalar(const float* x, float* out, const HbfpGatherLayout& L, const HbfpParams& p,
+template <class Out>
+HbfpPass gatheredScalar(const float* x, Out* out, const HbfpGatherLayout& L, const HbfpParams& p,
                         const StochasticKey& key, int64_t b0, int64_t b1) {
   // Item = one block of one line: the steps of rowsScalar (HbfpKernels.cpp) on the gathered line.
   HbfpPass cnt;
@@ -79,6 +82,12 @@ inline void copyFloats(float* d, const float* s, int64_t n) {
           _mm512_mask_storeu_ps(d + j, m, _mm512_maskz_loadu_ps(m, s + j));
         }
       });
+}
+
+/// Copies n outputs (a piece of a gathered block's result).
+inline void copyOut(float* d, const float* s, int64_t n) { copyFloats(d, s, n); }
+inline void copyOut(Bf16Bits* d, const Bf16Bits* s, int64_t n) {
+  std::memcpy(d, s, static_cast<size_t>(n) * sizeof(Bf16Bits));
 }
 
 /// Where the 64 values of a gathered block spanning runs lie, relative to its line: lane i of
@@ -130,7 +139,8 @@ SpanPlan spanPlan(const HbfpGatherLayout& L, int64_t s, int64_t t) {
 
 /// contigBlock for a block of 64 values in several runs (`plan`, line at x + base): loaded
 /// into registers with masked loads and stored back the same way.
-[[gnu::always_inline]] inline bool spanBlock64(const float* x, float* out, int64_t base,
+template <class Out>
+[[gnu::always_inline]] inline bool spanBlock64(const float* x, Out* out, int64_t base,
                                                const SpanPlan& plan, const BlockCtx& c,
                                                uint64_t index, VCounters& cnt, HbfpPass& r) {
   __m512 v[4];
@@ -160,14 +170,21 @@ SpanPlan spanPlan(const HbfpGatherLayout& L, int64_t s, int64_t t) {
               mantissaVec<true, decltype(one)::value, decltype(sat)::value>(
                   v[j], 0xffff, vs, c.qmax, c.sr, c.sr ? c.rbits + 16 * j : nullptr, cnt),
               vs);
-          _mm512_mask_storeu_ps(out + base + plan.off1[j], plan.m1[j], o);
-          _mm512_mask_storeu_ps(out + base + plan.off2[j], plan.m2[j], o);
+          if constexpr (std::is_same_v<Out, float>) {
+            _mm512_mask_storeu_ps(out + base + plan.off1[j], plan.m1[j], o);
+            _mm512_mask_storeu_ps(out + base + plan.off2[j], plan.m2[j], o);
+          } else {
+            const __m256i h = bf16Halves(o, 0xffff, cnt);
+            _mm256_mask_storeu_epi16(out + base + plan.off1[j], plan.m1[j], h);
+            _mm256_mask_storeu_epi16(out + base + plan.off2[j], plan.m2[j], h);
+          }
         }
       });
   return true;
 }
 
-HbfpPass gatheredAvx512(const float* x, float* out, const HbfpGatherLayout& L, const HbfpParams& p,
+template <class Out>
+HbfpPass gatheredAvx512(const float* x, Out* out, const HbfpGatherLayout& L, const HbfpParams& p,
                         const StochasticKey& key, int64_t b0, int64_t b1) {
   // A block inside one run is contiguous and quantized in place, like the blocks of the
   // last-axis layout (every block when the run length is a multiple of the block); a block
@@ -183,7 +200,8 @@ HbfpPass gatheredAvx512(const float* x, float* out, const HbfpGatherLayout& L, c
   HbfpPass r;
   std::vector<uint32_t> bits;
   const BlockCtx c = blockCtx(p, key, bits, L.block);
-  std::vector<float> buf;  // a short block spanning runs, then its values
+  std::vector<float> buf;  // a short block spanning runs
+  std::vector<Out> res;    // its values
   const int64_t len = L.length();
   SpanPlan plan{};
   int64_t planned = -1;  // the block column (k0) `plan` is for
@@ -223,11 +241,16 @@ HbfpPass gatheredAvx512(const float* x, float* out, const HbfpGatherLayout& L, c
           plan.fits) {
         spanBlock64(x, out, lineBase, plan, c, index, cnt, r);
       } else {
-        if (buf.empty()) buf.resize(static_cast<size_t>(2 * L.block));
-        float *in = buf.data(), *res = in + L.block;
-        pieces([&](int64_t off, int64_t pos, int64_t m) { copyFloats(in + pos, x + off, m); });
-        if (contigBlock<0>(in, res, n, nullptr, c, index, cnt, r)) {
-          pieces([&](int64_t off, int64_t pos, int64_t m) { copyFloats(out + off, res + pos, m); });
+        if (buf.empty()) {
+          buf.resize(static_cast<size_t>(L.block));
+          res.resize(static_cast<size_t>(L.block));
+        }
+        pieces(
+            [&](int64_t off, int64_t pos, int64_t m) { copyFloats(buf.data() + pos, x + off, m); });
+        if (contigBlock<0>(buf.data(), res.data(), n, nullptr, c, index, cnt, r)) {
+          pieces([&](int64_t off, int64_t pos, int64_t m) {
+            copyOut(out + off, res.data() + pos, m);
+          });
         }
       }
     }
@@ -252,7 +275,8 @@ HbfpPass gatheredAvx512(const float* x, float* out, const HbfpGatherLayout& L, c
 
 }  // namespace
 
-HbfpPass hbfpQuantizeGathered(const float* x, float* out, const HbfpGatherLayout& L,
+template <class Out>
+HbfpPass hbfpQuantizeGathered(const float* x, Out* out, const HbfpGatherLayout& L,
                               const HbfpParams& p, KernelIsa isa) {
   MANTISSA_CHECK(p.bits >= 2 && p.bits <= 24, "hbfpQuantizeGathered: width ", p.bits,
                  " outside [2, 24]");
@@ -272,5 +296,10 @@ HbfpPass hbfpQuantizeGathered(const float* x, float* out, const HbfpGatherLayout
       },
       combine);
 }
+
+template HbfpPass hbfpQuantizeGathered<float>(const float*, float*, const HbfpGatherLayout&,
+                                              const HbfpParams&, KernelIsa);
+template HbfpPass hbfpQuantizeGathered<Bf16Bits>(const float*, Bf16Bits*, const HbfpGatherLayout&,
+                                                 const HbfpParams&, KernelIsa);
 
 }  // namespace mantissa::formats::detail

@@ -268,6 +268,8 @@ HbfpPass hbfpQuantize(const float* x, Out* out, int16_t* exps, const HbfpLayout&
 
 template HbfpPass hbfpQuantize<float>(const float*, float*, int16_t*, const HbfpLayout&,
                                       const HbfpParams&, KernelIsa);
+template HbfpPass hbfpQuantize<Bf16Bits>(const float*, Bf16Bits*, int16_t*, const HbfpLayout&,
+                                         const HbfpParams&, KernelIsa);
 template HbfpPass hbfpQuantize<int8_t>(const float*, int8_t*, int16_t*, const HbfpLayout&,
                                        const HbfpParams&, KernelIsa);
 template HbfpPass hbfpQuantize<int16_t>(const float*, int16_t*, int16_t*, const HbfpLayout&,

@@ -33,11 +33,23 @@ struct HbfpParams {
 
 struct HbfpPass {
   int64_t nonFinite = 0, saturated = 0, flushed = 0;
+  /// Bf16Bits output: the smallest non-zero |value| written, as FP32 bits (UINT32_MAX: none),
+  /// i.e. what ops::detail::toBf16Exact would find in the FP32 values.
+  uint32_t minMagnitude = UINT32_MAX;
+};
+
+/// Output element that receives the bfloat16 bit pattern of each quantized value: the high 16
+/// bits of the FP32 value `Out` = float would write (the bf16 GEMM path, docs/ops.md). For
+/// N <= 8 they hold every value exactly, FP32 subnormals included (all values are multiples of
+/// ulp >= 2^-133, so the low 16 bits of a pattern are zero); for N = 9 only the normal ones.
+struct Bf16Bits {
+  uint16_t bits;
 };
 
 /// Quantizes x (contiguous, laid out as `layout`). `Out` = float writes the values
-/// M * 2^(e - (N-1)) (+0 for zero), an integer type writes the mantissas M in
-/// [-(2^(N-1) - 1), 2^(N-1) - 1]. `exps` (optional) receives each block's exponent e.
+/// M * 2^(e - (N-1)) (+0 for zero), Bf16Bits their high halves (and finds minMagnitude), an
+/// integer type writes the mantissas M in [-(2^(N-1) - 1), 2^(N-1) - 1]. `exps` (optional)
+/// receives each block's exponent e.
 /// Stochastic rounding is floor(x / ulp + U) with U = k * 2^-24, k the top 24 of the 32 bits
 /// stochasticBits(stochasticKey(seed, stream, step), flat element index) gives.
 template <class Out>
@@ -61,8 +73,9 @@ struct HbfpGatherLayout {
 /// hbfpQuantize on the gathered [rows, length] matrix, written back to the source positions:
 /// the same values and counters as gathering, quantizing with blocks along the last axis and
 /// scattering back (stochastic bits keyed by the gathered index r * length + k), without the
-/// two copies. Positions outside the layout are left untouched.
-HbfpPass hbfpQuantizeGathered(const float* x, float* out, const HbfpGatherLayout& layout,
+/// two copies. Positions outside the layout are left untouched. `Out`: float or Bf16Bits.
+template <class Out>
+HbfpPass hbfpQuantizeGathered(const float* x, Out* out, const HbfpGatherLayout& layout,
                               const HbfpParams& params, KernelIsa isa);
 
 }  // namespace mantissa::formats::detail

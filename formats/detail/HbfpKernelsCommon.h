@@ -41,7 +41,8 @@ namespace mantissa::formats::detail::hbfp_internal {
 namespace {
 
 HbfpPass combine(const HbfpPass& a, const HbfpPass& b) {
-  return {a.nonFinite + b.nonFinite, a.saturated + b.saturated, a.flushed + b.flushed};
+  return {a.nonFinite + b.nonFinite, a.saturated + b.saturated, a.flushed + b.flushed,
+          std::min(a.minMagnitude, b.minMagnitude)};
 }
 
 float pow2(int k) { return std::bit_cast<float>(static_cast<uint32_t>(k + 127) << 23); }
@@ -111,6 +112,11 @@ void quantElem(float v, Out* o, const Scale& sc, float qmax, bool sr, uint32_t r
   if (r == 0.0f && v != 0.0f) cnt.flushed += 1;
   if constexpr (std::is_same_v<Out, float>) {
     *o = ((r + 0.0f) * sc.g1) * sc.g2;
+  } else if constexpr (std::is_same_v<Out, Bf16Bits>) {
+    const uint32_t u = std::bit_cast<uint32_t>(((r + 0.0f) * sc.g1) * sc.g2);
+    o->bits = static_cast<uint16_t>(u >> 16);
+    const uint32_t mag = u & 0x7fffffffu;
+    if (mag != 0) cnt.minMagnitude = std::min(cnt.minMagnitude, mag);
   } else {
     *o = static_cast<Out>(static_cast<int32_t>(r));
   }
@@ -195,11 +201,14 @@ struct VScale {
 /// slow on some AVX-512 cores).
 struct VCounters {
   // An explicit constructor: an implicit one would not be compiled for AVX-512.
-  VCounters() : sat(_mm512_setzero_si512()), flushed(sat) {}
+  VCounters() : sat(_mm512_setzero_si512()), flushed(sat), minMag(_mm512_set1_epi32(-1)) {}
   __m512i sat, flushed;
+  __m512i minMag;  // Bf16Bits output: smallest non-zero |value| bits per lane
   void addTo(HbfpPass& p) const {
     p.saturated += _mm512_reduce_add_epi32(sat);
     p.flushed += _mm512_reduce_add_epi32(flushed);
+    p.minMagnitude =
+        std::min(p.minMagnitude, static_cast<uint32_t>(_mm512_reduce_min_epu32(minMag)));
   }
 };
 
@@ -316,8 +325,22 @@ template <class F>
   }
 }
 
+/// The bf16 patterns (high halves) of the values o in the low 256 bits, lane i in word i; the
+/// lanes of m count towards the smallest non-zero magnitude.
+[[gnu::always_inline]] inline __m256i bf16Halves(__m512 o, __mmask16 m, VCounters& cnt) {
+  const __m512i u = _mm512_castps_si512(o);
+  const __m512i mag = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+  cnt.minMag =
+      _mm512_mask_min_epu32(cnt.minMag, _mm512_mask_test_epi32_mask(m, mag, mag), cnt.minMag, mag);
+  // Words 1, 3, ..., 31 (the high half of each lane) to words 0..15: one permute.
+  const __m512i odd =
+      _mm512_setr_epi32(0x30001, 0x70005, 0xB0009, 0xF000D, 0x130011, 0x170015, 0x1B0019, 0x1F001D,
+                        0x30001, 0x70005, 0xB0009, 0xF000D, 0x130011, 0x170015, 0x1B0019, 0x1F001D);
+  return _mm512_castsi512_si256(_mm512_permutexvar_epi16(odd, u));
+}
+
 /// One vector of elements v: quantize with per-lane scales (one factor each way when kOne),
-/// store values or mantissas.
+/// store values, their bf16 patterns or mantissas.
 template <bool kFull, bool kOne, bool kSat, class Out>
 [[gnu::always_inline]] inline void quantVec(__m512 v, Out* op, __mmask16 m, const VScale& sc,
                                             __m512 qmax, bool sr, const uint32_t* rbits,
@@ -329,6 +352,13 @@ template <bool kFull, bool kOne, bool kSat, class Out>
       _mm512_storeu_ps(op, o);
     } else {
       _mm512_mask_storeu_ps(op, m, o);
+    }
+  } else if constexpr (std::is_same_v<Out, Bf16Bits>) {
+    const __m256i h = bf16Halves(valueVec<kOne>(r, sc), m, cnt);
+    if constexpr (kFull) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(op), h);
+    } else {
+      _mm256_mask_storeu_epi16(op, m, h);
     }
   } else {
     __m512i qi = _mm512_cvtps_epi32(r);
