@@ -7,8 +7,9 @@
 // what that costs on its own. Blocked formats (HBFP) are also timed on the two layouts of a
 // convolution's operands, [n / 12544, 16, 28, 28] (NCHW, the first stage of ResNet-20 in
 // mantissa-bench-train): blocks along C (forward operands) and along N, H, W (the
-// weight-gradient GEMM; runs of 784 values, so some blocks span two); and the bf16 GEMM path's
-// conversion of hbfp8 values (toBf16Exact).
+// weight-gradient GEMM; runs of 784 values, so some blocks span two); the bf16 GEMM path's
+// conversion of hbfp8 values (toBf16Exact), and hbfp8's fused quantizer for that path
+// (quantizeBf16: quantize + toBf16Exact in one pass writing 2 bytes a value) on the three layouts.
 #include <cxxopts.hpp>
 #include <malloc.h>
 
@@ -149,11 +150,38 @@ int main(int argc, char** argv) {
                          Tensor q = f->quantize(xConv, qa);
                        }, {}, {}, xConv.numel()});
   }
-  // The bf16 GEMM path's conversion of quantized values (exact: hbfp8 values are bf16 values).
-  const Tensor xHbfp8 = formats::parse("hbfp8")->quantize(x, {});
+  // The bf16 GEMM path's conversion of quantized values (exact: hbfp8 values are bf16 values),
+  // and the fused quantizer that replaces quantize + toBf16Exact there (Format::quantizeBf16).
+  const formats::FormatPtr hbfp8 = formats::parse("hbfp8");
+  const Tensor xHbfp8 = hbfp8->quantize(x, {});
   entries.push_back({"toBf16Exact(hbfp8 values)", false,
                      [&] { ops::detail::Bf16Operand b = ops::detail::toBf16Exact(xHbfp8); },
                      {}, {}});
+  entries.push_back({"hbfp8 quantizeBf16",
+                     true,
+                     [&] { formats::Bf16Quantized b = hbfp8->quantizeBf16(x, {.step = step++}); },
+                     {},
+                     {}});
+  if (xConv.numel() > 0) {
+    entries.push_back({"hbfp8 quantizeBf16 C of NCHW",
+                       true,
+                       [&] {
+                         formats::Bf16Quantized b =
+                             hbfp8->quantizeBf16(xConv, {.blockAxis = 1, .step = step++});
+                       },
+                       {},
+                       {},
+                       xConv.numel()});
+    entries.push_back({"hbfp8 quantizeBf16 NHW of NCHW",
+                       true,
+                       [&] {
+                         formats::Bf16Quantized b =
+                             hbfp8->quantizeBf16(xConv, {.blockAxes = kNhw, .step = step++});
+                       },
+                       {},
+                       {},
+                       xConv.numel()});
+  }
   auto timed = [](const std::function<void()>& fn) {
     auto t0 = std::chrono::steady_clock::now();
     fn();
