@@ -6,6 +6,10 @@
 //      paths off), on the bf16 path (the default) and on the int8 path.
 //   3. Training: one step (forward, cross-entropy, backward, SGD) of ResNet-20 / AlexNet-small
 //      in fp32, hbfp8 with the int8 path off (bf16 path, the default) and on.
+//   5. Convolutions (--conv): the int8 direct convolution (ops::detail::bfpConv2d, packing
+//      included) against the bf16 path's oneDNN convolution on the same hbfp8 operands (its
+//      toBf16Exact conversions timed apart), forward and backward-data, per ResNet-20 3x3 layer
+//      shape, 1 and 2 threads.
 //   4. Ceiling (--ceiling): register-only loops of the instructions themselves, one thread:
 //      FP32 FMA, bf16 dot products (vdpbf16ps) and int8 block dot products (vpdpbusd) followed,
 //      every B values, by the per-block epilogue an exact block-FP GEMM needs (convert the int32
@@ -16,7 +20,7 @@
 // them alike; medians over the rounds are reported.
 //   mantissa-bench-int8 [--models resnet20,alexnet-small] [--batch 128] [--rounds 5]
 //                       [--threads 2] [--cpu-time] [--no-kernel] [--no-layers] [--no-train]
-//                       [--ceiling]
+//                       [--ceiling] [--conv]
 #include <immintrin.h>
 
 #include <algorithm>
@@ -34,8 +38,11 @@
 #include "apps/common/Precision.h"
 #include "core/CpuFeatures.h"
 #include "core/Rng.h"
+#include "core/ops/Conv.h"
 #include "core/ops/Linalg.h"
 #include "core/ops/Loss.h"
+#include "core/ops/detail/Bf16.h"
+#include "core/ops/detail/BfpConv.h"
 #include "core/ops/detail/BfpGemm.h"
 #include "core/parallel/ParallelFor.h"
 #include "formats/Format.h"
@@ -255,6 +262,75 @@ void layerBench(int rounds, const std::string& only) {
   std::printf("\n");
 }
 
+// ---- 5. Direct convolutions ---------------------------------------------------------------
+
+void convBench(int rounds, int64_t batch, const std::vector<int>& threadCounts,
+               const std::string& only) {
+  struct Item {
+    const char* name;
+    int64_t C, HW;
+  };
+  const Item items[] = {{"resnet20 16->16 3x3 28x28", 16, 28},
+                        {"resnet20 32->32 3x3 14x14", 32, 14},
+                        {"resnet20 64->64 3x3 7x7", 64, 7}};
+  auto hbfp8 = formats::parse("hbfp8");
+  std::printf(
+      "layer,pass,batch,threads,bf16_conv_ms,bf16_convert_ms,int8_ms,"
+      "int8_vs_bf16_conv,int8_vs_bf16_with_convert\n");
+  const int saved = numThreads();
+  for (int threads : threadCounts) {
+    setNumThreads(threads);
+    for (const Item& it : items) {
+      if (std::string(it.name).find(only) == std::string::npos) continue;
+      Rng rng(5);
+      const int64_t C = it.C, H = it.HW;
+      const Shape xs{batch, C, H, H}, ws{C, C, 3, 3};
+      auto q = [&](const Tensor& t, int64_t axis) {
+        formats::QuantizeArgs args;
+        args.blockAxis = axis;
+        return hbfp8->quantize(t, args);
+      };
+      // Forward: x and w blocked along C; backward-data: gy along O (axis 1), w along O (axis 0).
+      Tensor x = q(Tensor::randn(xs, rng), 1), gy = q(Tensor::randn(xs, rng), 1);
+      Tensor wRaw = Tensor::randn(ws, rng);
+      Tensor wF = q(wRaw, 1), wD = q(wRaw, 0);
+      const Conv2dOptions opts{.padding = 1};
+      od::Bf16Operand xb = od::toBf16Exact(x), gb = od::toBf16Exact(gy);
+      od::Bf16Operand wfb = od::toBf16Exact(wF), wdb = od::toBf16Exact(wD);
+      Tensor y = Tensor::uninitialized(xs);
+      const int64_t T = 9;
+      const od::BfpConvInput inF{.values = x.data<float>(), .N = batch, .C = C, .H = H, .W = H};
+      const od::BfpConvWeight wtF{
+          .values = wF.data<float>(), .O = C, .C = C, .k = 3, .sO = C * T, .sC = T, .sT = 1};
+      const od::BfpConvInput inD{.values = gy.data<float>(), .N = batch, .C = C, .H = H, .W = H};
+      const od::BfpConvWeight wtD{.values = wD.data<float>() + (T - 1),
+                                  .O = C,
+                                  .C = C,
+                                  .k = 3,
+                                  .sO = T,
+                                  .sC = C * T,
+                                  .sT = -1};
+      bool exact = true;
+      auto t = interleaved({[&] { (void)conv2dForward(xb.bits, wfb.bits, Tensor(), opts); },
+                            [&] { (void)od::toBf16Exact(x), (void)od::toBf16Exact(wF); },
+                            [&] { exact &= od::bfpConv2d(inF, wtF, 64, y.data<float>()); },
+                            [&] { (void)conv2dBackwardData(gb.bits, wdb.bits, xs, opts); },
+                            [&] { (void)od::toBf16Exact(gy), (void)od::toBf16Exact(wD); },
+                            [&] { exact &= od::bfpConv2d(inD, wtD, 64, y.data<float>()); }},
+                           rounds);
+      MANTISSA_CHECK(exact, "convBench: the int8 convolution declined");
+      for (int pass = 0; pass < 2; ++pass) {
+        const double conv = t[3 * pass], cvt = t[3 * pass + 1], i8 = t[3 * pass + 2];
+        std::printf("%s,%s,%lld,%d,%.3f,%.3f,%.3f,%.2f,%.2f\n", it.name,
+                    pass == 0 ? "forward" : "backward-data", static_cast<long long>(batch), threads,
+                    1e3 * conv, 1e3 * cvt, 1e3 * i8, conv / i8, (conv + cvt) / i8);
+      }
+    }
+  }
+  setNumThreads(saved);
+  std::printf("\n");
+}
+
 std::shared_ptr<nn::Model> makeModel(const std::string& name) {
   Rng rng(7);
   if (name == "alexnet-small") {
@@ -317,18 +393,21 @@ void trainBench(const std::vector<std::string>& models, int64_t batch, int round
 
 int main(int argc, char** argv) {
   cxxopts::Options options("mantissa-bench-int8", "int8 block-FP GEMM path on vs off");
-  options.add_options()
-      ("models", "comma-separated: resnetN, alexnet-small", cxxopts::value<std::vector<std::string>>()->default_value("resnet20,alexnet-small"))
-      ("batch", "batch size", cxxopts::value<int64_t>()->default_value("128"))
-      ("rounds", "timed rounds (each variant once per round)", cxxopts::value<int>()->default_value("5"))
-      ("threads", "threads (0 = all)", cxxopts::value<int>()->default_value("0"))
-      ("cpu-time", "time with the process CPU clock (use with --threads 1 on a loaded machine)")
-      ("no-kernel", "skip the kernel timings")
-      ("layers", "only the layers whose name contains this", cxxopts::value<std::string>()->default_value(""))
-      ("no-layers", "skip the single-layer timings")
-      ("no-train", "skip the training-step timings")
-      ("ceiling", "only the instruction ceiling (register-only loops, one thread)")
-      ("h,help", "this help");
+  options.add_options()(
+      "models", "comma-separated: resnetN, alexnet-small",
+      cxxopts::value<std::vector<std::string>>()->default_value("resnet20,alexnet-small"))(
+      "batch", "batch size", cxxopts::value<int64_t>()->default_value("128"))(
+      "rounds", "timed rounds (each variant once per round)",
+      cxxopts::value<int>()->default_value("5"))("threads", "threads (0 = all)",
+                                                 cxxopts::value<int>()->default_value("0"))(
+      "cpu-time", "time with the process CPU clock (use with --threads 1 on a loaded machine)")(
+      "no-kernel", "skip the kernel timings")("layers", "only the layers whose name contains this",
+                                              cxxopts::value<std::string>()->default_value(""))(
+      "no-layers", "skip the single-layer timings")("no-train", "skip the training-step timings")(
+      "ceiling", "only the instruction ceiling (register-only loops, one thread)")(
+      "conv",
+      "only the direct convolutions (ResNet-20 3x3 layers; 1 and 2 threads unless --threads)")(
+      "h,help", "this help");
   try {
     auto r = options.parse(argc, argv);
     if (r.count("help")) {
@@ -344,6 +423,13 @@ int main(int argc, char** argv) {
     gCpuTime = r.count("cpu-time") > 0;
     if (r.count("ceiling")) {
       ceilingBench(rounds);
+      return 0;
+    }
+    if (r.count("conv")) {
+      const int th = r["threads"].as<int>();
+      convBench(rounds, r["batch"].as<int64_t>(),
+                th > 0 ? std::vector<int>{th} : std::vector<int>{1, 2},
+                r["layers"].as<std::string>());
       return 0;
     }
     if (!r.count("no-kernel")) kernelBench(rounds);

@@ -24,6 +24,9 @@ namespace mantissa::ops::detail {
 
 namespace {
 
+/// Values ahead of the current 16 pixels that the activation packing prefetches.
+constexpr int64_t kPrefetch = 64;
+
 /// Largest scale table (floats): 16 MiB.
 constexpr int64_t kMaxTableFloats = int64_t{1} << 22;
 
@@ -102,39 +105,71 @@ void packRowScalar(const Conv& c, const BfpConvInput& in, int64_t block, int64_t
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
 
-/// packRowScalar with AVX-512: 16 pixels at a time (laneTileAvx512 reads them at unit stride),
-/// the mantissas of 4 channels combined into one dword per pixel and scattered to NHWC.
-void packRowAvx512(const Conv& c, const BfpConvInput& in, int64_t block, int64_t n, int64_t h,
-                   ExpRange& range, bool& onGrid, int8_t* tile) {
-  const int64_t HW = c.H * c.W, r = n * c.Hp + h + c.pad;
-  const __m512i index =
-      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                         _mm512_set1_epi32(static_cast<int32_t>(c.Cp)));
+/// Packs image n with AVX-512: 16 pixels of the H·W plane at a time (laneTileAvx512 reads them
+/// at unit stride, all lanes used whatever W is), the mantissas of 4 channels combined into one
+/// dword per pixel, 4x4 dword transposes within 128-bit lanes, and one 16-byte store per pixel
+/// and 4 dwords (a scatter was 3x slower on AMD Zen 4). `at[p]`: padded pixel index of plane
+/// pixel p.
+void packImageAvx512(const Conv& c, const BfpConvInput& in, int64_t block, int64_t n,
+                     const int32_t* at, ExpRange& range, bool& onGrid, int8_t* tile) {
+  const int64_t HW = c.H * c.W, base = n * c.Hp * c.Wp;
   const __m512i flip = _mm512_set1_epi32(static_cast<int32_t>(0x80808080u));
   int32_t sums[16], sa[16];
-  for (int64_t w0 = 0; w0 < c.W; w0 += 16) {
-    const int nl = static_cast<int>(std::min<int64_t>(16, c.W - w0));
-    const __mmask16 lanes = static_cast<__mmask16>(nl == 16 ? 0xffffu : (1u << nl) - 1u);
-    uint8_t* px = c.x + (r * c.Wp + c.pad + w0) * c.Cp;
-    int32_t* pe = c.xe + (r * c.Wp + c.pad + w0) * c.CB;
+  for (int64_t p0 = 0; p0 < HW; p0 += 16) {
+    const int nl = static_cast<int>(std::min<int64_t>(16, HW - p0));
     for (int64_t cb = 0; cb < c.CB; ++cb) {
       const int64_t len = std::min(block, c.C - cb * block);
-      const float* src = in.values + (n * c.C + cb * block) * HW + h * c.W + w0;
+      const float* src = in.values + (n * c.C + cb * block) * HW + p0;
+      // Each call reads one cache line of `len` planes; without prefetching 4 calls ahead the
+      // first loads stalled on L3 (75% of the packing time of the 16-channel layer).
+      if (p0 + kPrefetch < HW) {
+        for (int64_t k = 0; k < len; ++k)
+          _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetch + k * HW), _MM_HINT_T0);
+      }
       laneTileAvx512(src, HW, len, c.P, nl, in.bits, tile, sums, sa, onGrid);
-      for (int64_t q = 0; q < c.Q; ++q) {
-        const int8_t* t4 = tile + q * 64;
-        auto lane = [&](int i) {
-          return _mm512_cvtepu8_epi32(
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(t4 + 16 * i)));
+      for (int64_t q0 = 0; q0 < c.Q; q0 += 4) {
+        __m512i v[4];
+        for (int j = 0; j < 4; ++j) {
+          if (q0 + j >= c.Q) {
+            v[j] = _mm512_setzero_si512();
+            continue;
+          }
+          const int8_t* t4 = tile + (q0 + j) * 64;
+          auto lane = [&](int i) {
+            return _mm512_cvtepu8_epi32(
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(t4 + 16 * i)));
+          };
+          const __m512i d = _mm512_or_si512(
+              _mm512_or_si512(lane(0), _mm512_slli_epi32(lane(1), 8)),
+              _mm512_or_si512(_mm512_slli_epi32(lane(2), 16), _mm512_slli_epi32(lane(3), 24)));
+          v[j] = _mm512_xor_si512(d, flip);  // m + 128 as u8 is m with the top bit flipped
+        }
+        // 128-bit lane L of w[j]: the 4 dwords q0.. of pixel 4L + j.
+        const __m512i a = _mm512_unpacklo_epi32(v[0], v[1]), b = _mm512_unpackhi_epi32(v[0], v[1]);
+        const __m512i e = _mm512_unpacklo_epi32(v[2], v[3]), f = _mm512_unpackhi_epi32(v[2], v[3]);
+        const __m512i w[4] = {_mm512_unpacklo_epi64(a, e), _mm512_unpackhi_epi64(a, e),
+                              _mm512_unpacklo_epi64(b, f), _mm512_unpackhi_epi64(b, f)};
+        const int64_t bytes = std::min<int64_t>(4, c.Q - q0) * 4;
+        const __mmask16 keep = static_cast<__mmask16>((1u << bytes) - 1u);
+        uint8_t* dst0 = c.x + base * c.Cp + cb * c.P + q0 * 4;
+        auto store = [&](int l, __m128i val) {
+          if (l >= nl) return;
+          uint8_t* dst = dst0 + int64_t{at[p0 + l]} * c.Cp;
+          if (bytes == 16) {
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), val);
+          } else {
+            _mm_mask_storeu_epi8(dst, keep, val);
+          }
         };
-        __m512i v = _mm512_or_si512(
-            _mm512_or_si512(lane(0), _mm512_slli_epi32(lane(1), 8)),
-            _mm512_or_si512(_mm512_slli_epi32(lane(2), 16), _mm512_slli_epi32(lane(3), 24)));
-        v = _mm512_xor_si512(v, flip);  // m + 128 as u8 is m with the top bit flipped
-        _mm512_mask_i32scatter_epi32(px + cb * c.P + q * 4, lanes, index, v, 1);
+        for (int j = 0; j < 4; ++j) {
+          store(j, _mm512_castsi512_si128(w[j]));
+          store(4 + j, _mm512_extracti32x4_epi32(w[j], 1));
+          store(8 + j, _mm512_extracti32x4_epi32(w[j], 2));
+          store(12 + j, _mm512_extracti32x4_epi32(w[j], 3));
+        }
       }
       for (int l = 0; l < nl; ++l) {
-        pe[l * c.CB + cb] = sa[l];
+        c.xe[(base + at[p0 + l]) * c.CB + cb] = sa[l];
         if (sa[l] != INT32_MIN) range.add(sa[l]);
       }
     }
@@ -260,7 +295,12 @@ inline void transpose16(__m512 r[16]) {
 /// spills it (docs/spikes/int8_conv_forward.cpp).
 template <int Q, int PX, int OVB>
 void convVnni(const Conv& c, int64_t i0, int64_t i1) {
-  const int64_t nq = Q > 0 ? Q : c.Q, CB = c.CB, Cp = c.Cp, Opad = c.Opad;
+  // Q > 0: one block per pixel, so that the pixel stride is a constant and each broadcast and
+  // table read is an immediate offset from one register (with run-time strides GCC kept a
+  // pointer per pixel on the stack and spilled the accumulators: 2.5x slower).
+  constexpr bool kFixed = Q > 0;
+  const int64_t nq = kFixed ? Q : c.Q, CB = kFixed ? 1 : c.CB, Cp = kFixed ? 4 * Q : c.Cp;
+  const int64_t Opad = c.Opad;
   for (int64_t item = i0; item < i1; ++item) {
     int64_t n, g, h, khBeg, khEnd;
     itemOf(c, OVB, item, n, g, h);
@@ -268,7 +308,9 @@ void convVnni(const Conv& c, int64_t i0, int64_t i1) {
     const int64_t ov0 = g * OVB;
     for (int64_t w0 = 0; w0 < c.W; w0 += PX) {
       __m512 acc[PX][OVB];
+#pragma GCC unroll 16
       for (int i = 0; i < PX; ++i)
+#pragma GCC unroll 8
         for (int j = 0; j < OVB; ++j) acc[i][j] = _mm512_setzero_ps();
 #pragma GCC unroll 1
       for (int64_t kh = khBeg; kh < khEnd; ++kh) {
@@ -282,11 +324,13 @@ void convVnni(const Conv& c, int64_t i0, int64_t i1) {
             const int64_t tb = t * CB + cb;
             const int8_t* wt = c.w + (tb * nq * Opad + ov0 * 16) * 4;
             __m512i S[PX][OVB];
+#pragma GCC unroll 8
             for (int j = 0; j < OVB; ++j) {
               const __m512i c0 = _mm512_loadu_si512(c.corr + tb * Opad + (ov0 + j) * 16);
+#pragma GCC unroll 16
               for (int i = 0; i < PX; ++i) S[i][j] = c0;
             }
-            const uint8_t* xb0 = xr + cb * c.P;
+            const uint8_t* xb0 = xr + cb * nq * 4;
 #pragma GCC unroll 16
             for (int64_t q = 0; q < nq; ++q) {
               __m512i wv[OVB];
@@ -297,12 +341,15 @@ void convVnni(const Conv& c, int64_t i0, int64_t i1) {
                 asm("vpbroadcastd %[x], %[b]"
                     : [b] "=v"(xb)
                     : [x] "m"(*reinterpret_cast<const int32_t*>(xb0 + i * Cp + q * 4)));
+#pragma GCC unroll 8
                 for (int j = 0; j < OVB; ++j) S[i][j] = _mm512_dpbusd_epi32(S[i][j], xb, wv[j]);
               }
             }
             const float* tb0 = c.tab + tb * c.E * Opad + ov0 * 16;
+#pragma GCC unroll 16
             for (int i = 0; i < PX; ++i) {
               const float* ti = tb0 + er[i * CB + cb];
+#pragma GCC unroll 8
               for (int j = 0; j < OVB; ++j)
                 acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[i][j]),
                                             _mm512_loadu_ps(ti + j * 16), acc[i][j]);
@@ -313,11 +360,19 @@ void convVnni(const Conv& c, int64_t i0, int64_t i1) {
       // Transpose each 16-channel tile to 16 rows of PX pixels and store them to NCHW.
       const int npx = static_cast<int>(std::min<int64_t>(PX, c.W - w0));
       const __mmask16 mask = static_cast<__mmask16>((1u << npx) - 1u);
+      // Through memory: transposing straight from the accumulators made GCC keep them on the
+      // stack through the whole tap loop (32-channel layer 2.5x slower).
+      alignas(64) float tileOut[OVB][PX][16];
+#pragma GCC unroll 16
+      for (int i = 0; i < PX; ++i)
+#pragma GCC unroll 8
+        for (int j = 0; j < OVB; ++j) _mm512_store_ps(tileOut[j][i], acc[i][j]);
       for (int j = 0; j < OVB; ++j) {
         const int64_t o0 = (ov0 + j) * 16, no = std::min<int64_t>(16, c.O - o0);
         if (no <= 0) break;
         __m512 r[16];
-        for (int i = 0; i < 16; ++i) r[i] = i < PX ? acc[i][j] : _mm512_setzero_ps();
+        for (int i = 0; i < 16; ++i)
+          r[i] = i < PX ? _mm512_load_ps(tileOut[j][i]) : _mm512_setzero_ps();
         transpose16(r);
         float* dst = c.y + ((n * c.O + o0) * c.H + h) * c.W + w0;
         for (int64_t o = 0; o < no; ++o) _mm512_mask_storeu_ps(dst + o * c.H * c.W, mask, r[o]);
@@ -331,7 +386,8 @@ void convVnni(const Conv& c, int64_t i0, int64_t i1) {
 using Kernel = void (*)(const Conv&, int64_t, int64_t);
 
 template <int PX, int OVB>
-Kernel vnniFor(int64_t Q) {
+Kernel vnniFor(int64_t Q, int64_t CB) {
+  if (CB > 1) return convVnni<0, PX, OVB>;
   switch (Q) {
     case 4:
       return convVnni<4, PX, OVB>;
@@ -390,20 +446,21 @@ bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, fl
   ExpRange ra, rb;
   bool gridA = true, gridB = true;
   std::mutex mu;
-  parallelFor(0, c.N * c.Hp, 4, [&](int64_t r0, int64_t r1) {
+  std::vector<int32_t> at(static_cast<size_t>(c.H * c.W));  // plane pixel -> padded pixel
+  for (int64_t p = 0; p < c.H * c.W; ++p) {
+    at[p] = static_cast<int32_t>((p / c.W + c.pad) * c.Wp + p % c.W + c.pad);
+  }
+  parallelFor(0, c.N, 1, [&](int64_t n0, int64_t n1) {
     ExpRange local;
     bool ok = true;
     std::vector<int8_t> tile(static_cast<size_t>(c.P * 16));
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t n = r / c.Hp, h = r % c.Hp - c.pad;
-      const bool inside = h >= 0 && h < c.H;
-      padRow(c, r, !inside);
-      if (!inside) continue;
-      if (avx) {
-        packRowAvx512(c, x, block, n, h, local, ok, tile.data());
-      } else {
-        packRowScalar(c, x, block, n, h, local, ok);
+    for (int64_t n = n0; n < n1; ++n) {
+      for (int64_t hp = 0; hp < c.Hp; ++hp) {
+        const int64_t h = hp - c.pad;
+        padRow(c, n * c.Hp + hp, h < 0 || h >= c.H);
+        if (!avx && h >= 0 && h < c.H) packRowScalar(c, x, block, n, h, local, ok);
       }
+      if (avx) packImageAvx512(c, x, block, n, at.data(), local, ok, tile.data());
     }
     std::lock_guard<std::mutex> lock(mu);
     ra.merge(local);
@@ -450,9 +507,9 @@ bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, fl
   Kernel kernel = convScalar;
   if (vnni) {
     if (ovb == 2) {
-      kernel = vnniFor<7, 2>(c.Q);
+      kernel = vnniFor<7, 2>(c.Q, c.CB);
     } else {
-      kernel = c.PX == 7 ? vnniFor<7, 1>(c.Q) : vnniFor<14, 1>(c.Q);
+      kernel = c.PX == 7 ? vnniFor<7, 1>(c.Q, c.CB) : vnniFor<14, 1>(c.Q, c.CB);
     }
   }
   const int64_t items = c.N * (c.OV / ovb) * c.H;

@@ -171,32 +171,30 @@ int32_t blockMantissasAvx512(const float* buf, int64_t len, int bits, int8_t* ds
 /// tile[k·16 + lane] for k < P (zero beyond len), Σ m and sa (INT32_MIN: no non-zero) per lane.
 void laneTileAvx512(const float* base, int64_t sk, int64_t len, int64_t P, int nLanes, int bits,
                     int8_t* tile, int32_t* sums, int32_t* sa, bool& onGrid) {
+  // The activation packing of the int8 convolution spends most of its time here, so the loop
+  // is lean: a non-finite value shows in the largest |x| bit pattern, the scaling is one
+  // vscalefps (exact), the grid check converts back, and no clamp (values off the grid make
+  // the caller decline, whatever their bytes).
   const __mmask16 lanes = static_cast<__mmask16>(nLanes >= 16 ? 0xffff : (1u << nLanes) - 1u);
   const __m512i absMask = _mm512_set1_epi32(0x7fffffff);
   __m512i amax = _mm512_setzero_si512();
-  __mmask16 bad = 0;
   for (int64_t k = 0; k < len; ++k) {
     const __m512i v =
         _mm512_and_si512(_mm512_castps_si512(_mm512_maskz_loadu_ps(lanes, base + k * sk)), absMask);
-    bad |= _mm512_cmpgt_epu32_mask(v, _mm512_set1_epi32(0x7f7fffff));
     amax = _mm512_max_epu32(amax, v);
   }
+  __mmask16 bad = _mm512_cmpgt_epu32_mask(amax, _mm512_set1_epi32(0x7f7fffff));
   const __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(amax, 23), _mm512_set1_epi32(126));
-  const __m512i sh = _mm512_sub_epi32(_mm512_set1_epi32(bits - 1), e);
-  const __m512i sh1 = _mm512_srai_epi32(sh, 1), sh2 = _mm512_sub_epi32(sh, sh1);
-  const __m512i bias = _mm512_set1_epi32(127);
-  const __m512 f1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(sh1, bias), 23));
-  const __m512 f2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(sh2, bias), 23));
-  const __m512 qmax = _mm512_set1_ps(static_cast<float>((1 << (bits - 1)) - 1));
-  const __m512 qmin = _mm512_sub_ps(_mm512_setzero_ps(), qmax);
+  // x · 2^(bits-1-e): the mantissa as a float (exact: a power-of-two scaling of an on-grid value)
+  const __m512 sh = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_set1_epi32(bits - 1), e));
+  const __m512i qmax = _mm512_set1_epi32((1 << (bits - 1)) - 1);
   __m512i acc = _mm512_setzero_si512();
   for (int64_t k = 0; k < len; ++k) {
-    const __m512 y =
-        _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, base + k * sk), f1), f2);
-    const __m512 r = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    bad |= _mm512_mask_cmp_ps_mask(lanes, r, y, _CMP_NEQ_UQ) |
-           _mm512_mask_cmp_ps_mask(lanes, _mm512_abs_ps(y), qmax, _CMP_GT_OQ);
-    const __m512i q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, qmin), qmax));
+    const __m512 y = _mm512_scalef_ps(_mm512_maskz_loadu_ps(lanes, base + k * sk), sh);
+    const __m512i q = _mm512_cvt_roundps_epi32(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // Not an integer, or beyond ±(2^(bits-1) - 1) (unsigned |q|: |INT32_MIN| stays large).
+    bad |= _mm512_mask_cmp_ps_mask(lanes, _mm512_cvtepi32_ps(q), y, _CMP_NEQ_UQ) |
+           _mm512_mask_cmpgt_epu32_mask(lanes, _mm512_abs_epi32(q), qmax);
     acc = _mm512_add_epi32(acc, q);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(tile + k * 16), _mm512_cvtepi32_epi8(q));
   }
