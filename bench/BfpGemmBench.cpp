@@ -393,21 +393,21 @@ void trainBench(const std::vector<std::string>& models, int64_t batch, int round
 
 int main(int argc, char** argv) {
   cxxopts::Options options("mantissa-bench-int8", "int8 block-FP GEMM path on vs off");
-  options.add_options()(
-      "models", "comma-separated: resnetN, alexnet-small",
-      cxxopts::value<std::vector<std::string>>()->default_value("resnet20,alexnet-small"))(
-      "batch", "batch size", cxxopts::value<int64_t>()->default_value("128"))(
-      "rounds", "timed rounds (each variant once per round)",
-      cxxopts::value<int>()->default_value("5"))("threads", "threads (0 = all)",
-                                                 cxxopts::value<int>()->default_value("0"))(
-      "cpu-time", "time with the process CPU clock (use with --threads 1 on a loaded machine)")(
-      "no-kernel", "skip the kernel timings")("layers", "only the layers whose name contains this",
-                                              cxxopts::value<std::string>()->default_value(""))(
-      "no-layers", "skip the single-layer timings")("no-train", "skip the training-step timings")(
-      "ceiling", "only the instruction ceiling (register-only loops, one thread)")(
-      "conv",
-      "only the direct convolutions (ResNet-20 3x3 layers; 1 and 2 threads unless --threads)")(
-      "h,help", "this help");
+  // clang-format off
+  options.add_options()
+      ("models", "comma-separated: resnetN, alexnet-small", cxxopts::value<std::vector<std::string>>()->default_value("resnet20,alexnet-small"))
+      ("batch", "batch size", cxxopts::value<int64_t>()->default_value("128"))
+      ("rounds", "timed rounds (each variant once per round)", cxxopts::value<int>()->default_value("5"))
+      ("threads", "threads (0 = all)", cxxopts::value<int>()->default_value("0"))
+      ("cpu-time", "time with the process CPU clock (use with --threads 1 on a loaded machine)")
+      ("no-kernel", "skip the kernel timings")
+      ("layers", "only the layers whose name contains this", cxxopts::value<std::string>()->default_value(""))
+      ("no-layers", "skip the single-layer timings")
+      ("no-train", "skip the training-step timings")
+      ("ceiling", "only the instruction ceiling (register-only loops, one thread)")
+      ("conv", "only the direct convolutions (ResNet-20 3x3 layers; 1 and 2 threads unless --threads)")
+      ("h,help", "this help");
+  // clang-format on
   try {
     auto r = options.parse(argc, argv);
     if (r.count("help")) {
