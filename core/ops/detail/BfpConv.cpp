@@ -475,7 +475,8 @@ bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, fl
   c.corr = corrBuf.data<int32_t>(), c.wsb = sbBuf.data<int32_t>();
   c.y = y;
 
-  // Pack x: every padded row of every image, in parallel.
+  // Pack x image by image and, as one more item at the end, the weight (small): one parallel
+  // region, since each costs a fork and join (three regions in all).
   const bool avx = vnni;  // VNNI implies the AVX-512 of the packing loops
   ExpRange ra, rb;
   bool gridA = true, gridB = true;
@@ -484,11 +485,15 @@ bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, fl
   for (int64_t p = 0; p < c.H * c.W; ++p) {
     at[p] = static_cast<int32_t>((p / c.W + c.pad) * c.Wp + p % c.W + c.pad);
   }
-  parallelFor(0, c.N, 1, [&](int64_t n0, int64_t n1) {
+  parallelFor(0, c.N + 1, 1, [&](int64_t n0, int64_t n1) {
     ExpRange local;
     bool ok = true;
     std::vector<int8_t> tile(static_cast<size_t>(c.P * 16));
     for (int64_t n = n0; n < n1; ++n) {
+      if (n == c.N) {
+        packWeight(c, wt, block, avx, rb, gridB);  // runs inline (inside a parallel region)
+        continue;
+      }
       for (int64_t hp = 0; hp < c.Hp; ++hp) {
         const int64_t h = hp - c.pad;
         padRow(c, n * c.Hp + hp, h < 0 || h >= c.H);
@@ -500,7 +505,6 @@ bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, fl
     ra.merge(local);
     gridA &= ok;
   });
-  packWeight(c, wt, block, avx, rb, gridB);
 
   const BfpExponents ea{ra.any() ? ra.lo : 0, ra.any() ? ra.hi : 0, ra.any(), gridA, x.bits};
   const BfpExponents eb{rb.any() ? rb.lo : 0, rb.any() ? rb.hi : 0, rb.any(), gridB, wt.bits};
@@ -518,23 +522,25 @@ bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, fl
   // power of two, bfpExactRange). Exponent offsets: padding and zero blocks read row 0.
   Tensor tabBuf = Tensor::uninitialized({c.T * c.CB * c.E * c.Opad}, DType::F32);
   c.tab = tabBuf.data<float>();
-  const int64_t tbs = c.T * c.CB;
-  parallelFor(0, tbs, 4, [&](int64_t b0, int64_t b1) {
-    for (int64_t tb = b0; tb < b1; ++tb) {
-      for (int64_t e = 0; e < c.E; ++e) {
-        for (int64_t o = 0; o < c.Opad; ++o) {
-          const int32_t sb = c.wsb[tb * c.Opad + o];
-          const int s = ea.minExp + static_cast<int>(e) + (sb == INT32_MIN ? eb.minExp : sb);
-          c.tab[(tb * c.E + e) * c.Opad + o] = std::ldexp(1.0f, s);
+  // The table's rows and then the exponent offsets in chunks, in one parallel region.
+  const int64_t tbs = c.T * c.CB, nxe = c.N * c.Hp * c.Wp * c.CB, xeChunk = 1 << 14;
+  parallelFor(0, tbs + (nxe + xeChunk - 1) / xeChunk, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      if (b < tbs) {
+        for (int64_t e = 0; e < c.E; ++e) {
+          for (int64_t o = 0; o < c.Opad; ++o) {
+            const int32_t sb = c.wsb[b * c.Opad + o];
+            const int s = ea.minExp + static_cast<int>(e) + (sb == INT32_MIN ? eb.minExp : sb);
+            c.tab[(b * c.E + e) * c.Opad + o] = std::ldexp(1.0f, s);
+          }
         }
+        continue;
       }
-    }
-  });
-  const int64_t nxe = c.N * c.Hp * c.Wp * c.CB;
-  parallelFor(0, nxe, 1 << 14, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int32_t sa = c.xe[i];
-      c.xe[i] = sa == INT32_MIN ? 0 : static_cast<int32_t>((sa - ea.minExp) * c.Opad);
+      const int64_t i0 = (b - tbs) * xeChunk, i1 = std::min(nxe, i0 + xeChunk);
+      for (int64_t i = i0; i < i1; ++i) {
+        const int32_t sa = c.xe[i];
+        c.xe[i] = sa == INT32_MIN ? 0 : static_cast<int32_t>((sa - ea.minExp) * c.Opad);
+      }
     }
   });
 
