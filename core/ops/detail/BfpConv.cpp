@@ -312,14 +312,6 @@ void convVnni(const Conv& c, int64_t i0, int64_t i1) {
   constexpr bool kFixed = Q > 0;
   const int64_t nq = kFixed ? Q : c.Q, CB = kFixed ? 1 : c.CB, Cp = kFixed ? 4 * Q : c.Cp;
   const int64_t Opad = c.Opad;
-  // Output rows of at most 16 pixels split over several tiles go through a row buffer and
-  // leave as one store per channel (measured: 32-channel layer 1.1x); otherwise each tile is
-  // stored straight to NCHW, unmasked where the next tile overwrites the spill (16-channel
-  // layer: the row buffer was 0.85x of that).
-  const bool viaRow = c.W <= 16 && c.W > PX;
-  const int64_t rowLen = (c.W + PX - 1) / PX * PX + 16;
-  std::vector<float> rowBuf(viaRow ? static_cast<size_t>(OVB * 16 * rowLen) : 0);
-  const __mmask16 rowMask = static_cast<__mmask16>((1u << std::min<int64_t>(c.W, 16)) - 1u);
   for (int64_t item = i0; item < i1; ++item) {
     int64_t n, g, h, khBeg, khEnd;
     itemOf(c, OVB, item, n, g, h);
@@ -384,8 +376,15 @@ void convVnni(const Conv& c, int64_t i0, int64_t i1) {
       for (int i = 0; i < PX; ++i)
 #pragma GCC unroll 8
         for (int j = 0; j < OVB; ++j) _mm512_store_ps(tileOut[j][i], acc[i][j]);
-      const int npx = static_cast<int>(std::min<int64_t>(PX, c.W - w0));
-      const __mmask16 mask = static_cast<__mmask16>(w0 + 16 <= c.W ? 0xffffu : (1u << npx) - 1u);
+      // Whole 16-float stores where the spill beyond the tile lands in pixels that this thread
+      // writes later (the rest of the row, the next rows of the same plane within this chunk
+      // of items); masked stores only where it would not (masked 512-bit stores to the strided
+      // planes took a third of the kernel's time on AMD Zen 4).
+      const int64_t npx = std::min<int64_t>(PX, c.W - w0);
+      const int64_t spill = std::max<int64_t>(0, 16 - (c.W - w0));  // floats past the row
+      const int64_t rows = (spill + c.W - 1) / c.W;                 // rows they reach
+      const bool whole = h + rows < c.H && item + rows < i1;
+      const __mmask16 mask = static_cast<__mmask16>(whole ? 0xffffu : (1u << npx) - 1u);
       for (int j = 0; j < OVB; ++j) {
         const int64_t o0 = (ov0 + j) * 16, no = std::min<int64_t>(16, c.O - o0);
         if (no <= 0) break;
@@ -394,22 +393,12 @@ void convVnni(const Conv& c, int64_t i0, int64_t i1) {
           r[i] = i < PX ? _mm512_load_ps(tileOut[j][i]) : _mm512_setzero_ps();
         }
         transpose16(r);
-        if (viaRow) {
-          float* dst = rowBuf.data() + j * 16 * rowLen + w0;
-          for (int o = 0; o < 16; ++o) _mm512_storeu_ps(dst + o * rowLen, r[o]);
-          continue;
-        }
         float* dst = c.y + ((n * c.O + o0) * c.H + h) * c.W + w0;
-        for (int64_t o = 0; o < no; ++o) _mm512_mask_storeu_ps(dst + o * c.H * c.W, mask, r[o]);
-      }
-    }
-    if (!viaRow) continue;
-    for (int j = 0; j < OVB; ++j) {
-      const int64_t o0 = (ov0 + j) * 16, no = std::min<int64_t>(16, c.O - o0);
-      for (int64_t o = 0; o < no; ++o) {
-        const float* src = rowBuf.data() + (j * 16 + o) * rowLen;
-        _mm512_mask_storeu_ps(c.y + ((n * c.O + o0 + o) * c.H + h) * c.W, rowMask,
-                              _mm512_loadu_ps(src));
+        if (whole) {
+          for (int64_t o = 0; o < no; ++o) _mm512_storeu_ps(dst + o * c.H * c.W, r[o]);
+        } else {
+          for (int64_t o = 0; o < no; ++o) _mm512_mask_storeu_ps(dst + o * c.H * c.W, mask, r[o]);
+        }
       }
     }
   }
@@ -454,11 +443,11 @@ bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, fl
   MANTISSA_CHECK(c.P <= 1024, "bfpConv2d: blocks of ", c.P, " values (at most 1024)");
   c.Q = c.P / 4, c.Cp = c.CB * c.P;
   c.Opad = (c.O + 15) / 16 * 16, c.OV = c.Opad / 16;
-  // Register tiles: 7 pixels x 32 channels when the channel vectors pair up, else 14 x 16 (7 x
-  // 16 for rows of at most 7 pixels) — the best of the prototype's variants per ResNet-20 layer.
+  // Register tiles: rows of at most 7 pixels take 7 pixels x 32 channels when the channel
+  // vectors pair up (else 7 x 16), wider rows 14 x 16 (measured 1.1x 7 x 32 at W = 14).
   int64_t ovb = 1;
   if (vnni) {
-    ovb = c.OV % 2 == 0 ? 2 : 1;
+    ovb = c.OV % 2 == 0 && c.W <= 7 ? 2 : 1;
     c.PX = ovb == 2 || c.W <= 7 ? 7 : 14;
   } else {
     c.PX = 1;
