@@ -174,7 +174,7 @@ template <class Out>
             _mm512_mask_storeu_ps(out + base + plan.off1[j], plan.m1[j], o);
             _mm512_mask_storeu_ps(out + base + plan.off2[j], plan.m2[j], o);
           } else {
-            const __m256i h = bf16Halves(o, 0xffff, cnt);
+            const __m256i h = bf16Halves(o, cnt);
             _mm256_mask_storeu_epi16(out + base + plan.off1[j], plan.m1[j], h);
             _mm256_mask_storeu_epi16(out + base + plan.off2[j], plan.m2[j], h);
           }

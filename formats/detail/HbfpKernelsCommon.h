@@ -203,12 +203,12 @@ struct VCounters {
   // An explicit constructor: an implicit one would not be compiled for AVX-512.
   VCounters() : sat(_mm512_setzero_si512()), flushed(sat), minMag(_mm512_set1_epi32(-1)) {}
   __m512i sat, flushed;
-  __m512i minMag;  // Bf16Bits output: smallest non-zero |value| bits per lane
+  __m512i minMag;  // Bf16Bits output: per lane, 2|v| - 1 of the smallest non-zero value v
   void addTo(HbfpPass& p) const {
     p.saturated += _mm512_reduce_add_epi32(sat);
     p.flushed += _mm512_reduce_add_epi32(flushed);
-    p.minMagnitude =
-        std::min(p.minMagnitude, static_cast<uint32_t>(_mm512_reduce_min_epu32(minMag)));
+    const auto m = static_cast<uint32_t>(_mm512_reduce_min_epu32(minMag));
+    if (m != UINT32_MAX) p.minMagnitude = std::min(p.minMagnitude, (m + 1) >> 1);
   }
 };
 
@@ -326,12 +326,13 @@ template <class F>
 }
 
 /// The bf16 patterns (high halves) of the values o in the low 256 bits, lane i in word i; the
-/// lanes of m count towards the smallest non-zero magnitude.
-[[gnu::always_inline]] inline __m256i bf16Halves(__m512 o, __mmask16 m, VCounters& cnt) {
+/// non-zero magnitudes count towards the smallest one. Lanes outside a partial vector hold +0
+/// (masked loads give 0, which quantizes to +0), so no mask is needed.
+[[gnu::always_inline]] inline __m256i bf16Halves(__m512 o, VCounters& cnt) {
   const __m512i u = _mm512_castps_si512(o);
-  const __m512i mag = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+  // 2|v| - 1 without masks: ±0 wraps to UINT32_MAX ("none"), the order of the others is kept.
   cnt.minMag =
-      _mm512_mask_min_epu32(cnt.minMag, _mm512_mask_test_epi32_mask(m, mag, mag), cnt.minMag, mag);
+      _mm512_min_epu32(cnt.minMag, _mm512_sub_epi32(_mm512_slli_epi32(u, 1), _mm512_set1_epi32(1)));
   // Words 1, 3, ..., 31 (the high half of each lane) to words 0..15: one permute.
   const __m512i odd =
       _mm512_setr_epi32(0x30001, 0x70005, 0xB0009, 0xF000D, 0x130011, 0x170015, 0x1B0019, 0x1F001D,
@@ -354,7 +355,7 @@ template <bool kFull, bool kOne, bool kSat, class Out>
       _mm512_mask_storeu_ps(op, m, o);
     }
   } else if constexpr (std::is_same_v<Out, Bf16Bits>) {
-    const __m256i h = bf16Halves(valueVec<kOne>(r, sc), m, cnt);
+    const __m256i h = bf16Halves(valueVec<kOne>(r, sc), cnt);
     if constexpr (kFull) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(op), h);
     } else {
