@@ -268,11 +268,12 @@ void convBench(int rounds, int64_t batch, const std::vector<int>& threadCounts,
                const std::string& only) {
   struct Item {
     const char* name;
-    int64_t C, HW;
+    int64_t C, O, HW;
   };
-  const Item items[] = {{"resnet20 16->16 3x3 28x28", 16, 28},
-                        {"resnet20 32->32 3x3 14x14", 32, 14},
-                        {"resnet20 64->64 3x3 7x7", 64, 7}};
+  const Item items[] = {{"resnet20 16->16 3x3 28x28", 16, 16, 28},
+                        {"resnet20 32->32 3x3 14x14", 32, 32, 14},
+                        {"resnet20 64->64 3x3 7x7", 64, 64, 7},
+                        {"resnet20 conv1 1->16 3x3 28x28", 1, 16, 28}};
   auto hbfp8 = formats::parse("hbfp8");
   std::printf(
       "layer,pass,batch,threads,bf16_conv_ms,bf16_convert_ms,int8_ms,"
@@ -283,29 +284,29 @@ void convBench(int rounds, int64_t batch, const std::vector<int>& threadCounts,
     for (const Item& it : items) {
       if (std::string(it.name).find(only) == std::string::npos) continue;
       Rng rng(5);
-      const int64_t C = it.C, H = it.HW;
-      const Shape xs{batch, C, H, H}, ws{C, C, 3, 3};
+      const int64_t C = it.C, O = it.O, H = it.HW;
+      const Shape xs{batch, C, H, H}, ys{batch, O, H, H}, ws{O, C, 3, 3};
       auto q = [&](const Tensor& t, int64_t axis) {
         formats::QuantizeArgs args;
         args.blockAxis = axis;
         return hbfp8->quantize(t, args);
       };
       // Forward: x and w blocked along C; backward-data: gy along O (axis 1), w along O (axis 0).
-      Tensor x = q(Tensor::randn(xs, rng), 1), gy = q(Tensor::randn(xs, rng), 1);
+      Tensor x = q(Tensor::randn(xs, rng), 1), gy = q(Tensor::randn(ys, rng), 1);
       Tensor wRaw = Tensor::randn(ws, rng);
       Tensor wF = q(wRaw, 1), wD = q(wRaw, 0);
       const Conv2dOptions opts{.padding = 1};
       od::Bf16Operand xb = od::toBf16Exact(x), gb = od::toBf16Exact(gy);
       od::Bf16Operand wfb = od::toBf16Exact(wF), wdb = od::toBf16Exact(wD);
-      Tensor y = Tensor::uninitialized(xs);
+      Tensor y = Tensor::uninitialized(ys), gx = Tensor::uninitialized(xs);
       const int64_t T = 9;
       const od::BfpConvInput inF{.values = x.data<float>(), .N = batch, .C = C, .H = H, .W = H};
       const od::BfpConvWeight wtF{
-          .values = wF.data<float>(), .O = C, .C = C, .k = 3, .sO = C * T, .sC = T, .sT = 1};
-      const od::BfpConvInput inD{.values = gy.data<float>(), .N = batch, .C = C, .H = H, .W = H};
+          .values = wF.data<float>(), .O = O, .C = C, .k = 3, .sO = C * T, .sC = T, .sT = 1};
+      const od::BfpConvInput inD{.values = gy.data<float>(), .N = batch, .C = O, .H = H, .W = H};
       const od::BfpConvWeight wtD{.values = wD.data<float>() + (T - 1),
                                   .O = C,
-                                  .C = C,
+                                  .C = O,
                                   .k = 3,
                                   .sO = T,
                                   .sC = C * T,
@@ -316,7 +317,7 @@ void convBench(int rounds, int64_t batch, const std::vector<int>& threadCounts,
                             [&] { exact &= od::bfpConv2d(inF, wtF, 64, y.data<float>()); },
                             [&] { (void)conv2dBackwardData(gb.bits, wdb.bits, xs, opts); },
                             [&] { (void)od::toBf16Exact(gy), (void)od::toBf16Exact(wD); },
-                            [&] { exact &= od::bfpConv2d(inD, wtD, 64, y.data<float>()); }},
+                            [&] { exact &= od::bfpConv2d(inD, wtD, 64, gx.data<float>()); }},
                            rounds);
       MANTISSA_CHECK(exact, "convBench: the int8 convolution declined");
       for (int pass = 0; pass < 2; ++pass) {

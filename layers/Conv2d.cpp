@@ -12,9 +12,15 @@ namespace mantissa::nn {
 
 namespace {
 
-/// Input channels per group from which Conv2d's forward takes the int8 block-FP path (see the
-/// comment at the gate in Conv2d::forward).
+/// Input channels per group from which Conv2d's forward takes the int8 block-FP path through
+/// the implicit GEMM (geometries the direct kernel does not take; see the comment at the gate
+/// in Conv2d::forward).
 constexpr int64_t kInt8MinChannels = 64;
+/// Channels along the reduction (input channels for forward, output channels for
+/// backward-data) from which the direct kernel takes a stride-1 "same" convolution: ResNet-20's
+/// first conv (1 input channel, 3 of 4 bytes of each dword padding and one epilogue per
+/// vpdpbusd) ran at 0.25x the bf16 path, 16 channels at 1.2x (mantissa-bench-int8 --conv).
+constexpr int64_t kInt8DirectMinChannels = 16;
 
 }  // namespace
 
@@ -82,7 +88,7 @@ Tensor Conv2d::forward(const Tensor& input) {
   const int64_t kh = wShape[2], kw = wShape[3];
   const bool direct = G == 1 && kh == kw && kh % 2 == 1 && o.stride == Size2d(1) &&
                       o.dilation == Size2d(1) && o.padding == Size2d((kh - 1) / 2);
-  if (direct) {
+  if (direct && in_ >= kInt8DirectMinChannels) {
     g.int8Forward = [=](const Tensor& x, const Tensor& w, const Int8Operands& ob) -> Tensor {
       namespace od = ops::detail;
       Tensor xc = x.contiguous(), wc = w.contiguous();
@@ -104,6 +110,8 @@ Tensor Conv2d::forward(const Tensor& input) {
                                  .bits = ob.bitsB};
       return od::bfpConv2d(in, wt, ob.block, y.data<float>()) ? y : Tensor();
     };
+  }
+  if (direct && out_ >= kInt8DirectMinChannels) {
     g.int8BackwardData = [=](const Tensor& gy, const Tensor& w, const Int8Operands& ob) -> Tensor {
       namespace od = ops::detail;
       Tensor gc = gy.contiguous(), wc = w.contiguous();

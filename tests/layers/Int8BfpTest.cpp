@@ -508,22 +508,24 @@ TEST_CASE("Int8Bfp layers: formats the kernel cannot take keep their path") {
 }
 
 TEST_CASE("Int8Bfp layers: Conv2d forward on the int8 path equals the emulation") {
-  // Stride 1 with "same" padding and groups 1 runs on the direct kernel (forward and
-  // backward-data, the latter checked in "Conv2d forward and backward-data on the direct
-  // kernel"); other geometries take the implicit GEMM from 64 input channels per group
-  // (kInt8MinChannels in layers/Conv2d.cpp) and keep their path below.
+  // Stride 1 with "same" padding and groups 1 runs on the direct kernel from 16 channels along
+  // the reduction (kInt8DirectMinChannels: forward from 16 input channels, backward-data from
+  // 16 output channels, checked in "Conv2d forward and backward-data on the direct kernel");
+  // other geometries take the implicit GEMM from 64 input channels per group (kInt8MinChannels
+  // in layers/Conv2d.cpp) and keep their path below.
   struct Case {
     const char* name;
     int64_t n, cin, cout, h, k, stride, pad, dil, groups;
     int gemms = 1;  // GEMMs on the int8 path: forward (1), forward and backward-data (2), none
   };
   const Case cases[] = {
-      {"80->8 3x3 pad 1 (direct; a full and a partial block)", 2, 80, 8, 6, 3, 1, 1, 1, 1, 2},
+      {"80->8 3x3 pad 1 (direct forward; a full and a partial block)", 2, 80, 8, 6, 3, 1, 1, 1, 1},
       {"128->32 3x3 stride 2 pad 1 groups 2", 2, 128, 32, 7, 3, 2, 1, 1, 2},
       {"64->40 1x1 stride 2", 2, 64, 40, 8, 1, 2, 0, 1, 1},
       {"256->16 3x3 dilation 2 groups 4", 2, 256, 16, 7, 3, 1, 2, 2, 4},
-      {"70->7 5x5 pad 2 (direct; odd channels)", 2, 70, 7, 5, 5, 1, 2, 1, 1, 2},
+      {"70->7 5x5 pad 2 (direct forward; odd channels)", 2, 70, 7, 5, 5, 1, 2, 1, 1},
       {"16->16 3x3 stride 2 pad 1 (below the channel gate)", 2, 16, 16, 6, 3, 2, 1, 1, 1, 0},
+      {"16->80 3x3 pad 1 (direct forward and backward-data)", 2, 16, 80, 5, 3, 1, 1, 1, 1, 2},
   };
   for (const Case& c : cases) {
     for (const char* spec : {"hbfp8", "hbfp4"}) {
@@ -546,7 +548,7 @@ TEST_CASE("Int8Bfp layers: Conv2d forward on the int8 path equals the emulation"
       CHECK(on.stats.int8 == c.gemms);
       CHECK(on.stats.inexact == 0);
       if (c.gemms == 0) CHECK(on.y.toVector() == off.y.toVector());
-      if (c.gemms < 2) CHECK(on.gx.toVector() == off.gx.toVector());
+      if (c.gemms < 2) CHECK(on.gx.toVector() == off.gx.toVector());  // gx: see the next case
       CHECK(on.gw.toVector() == off.gw.toVector());
       const int64_t G = c.groups, cg = c.cin / G, og = c.cout / G;
       auto xq = toDouble(testing::hbfpReference(x.reshape({c.n, G, cg, c.h, c.h}), {2}, bits));
@@ -779,4 +781,20 @@ TEST_CASE("Int8Bfp layers: Conv2d forward and backward-data on the direct kernel
       CHECK(worstRatio(off.gx, gx, c.cout * T) <= 1.0);
     }
   }
+}
+
+TEST_CASE("Int8Bfp layers: Conv2d with fewer than 16 input channels keeps its forward path") {
+  // ResNet-20's first conv (1 input channel) ran at 0.25x the bf16 path on the direct kernel
+  // (kInt8DirectMinChannels): its forward keeps the bf16/FP32 path (the same bits), its
+  // backward-data (16 output channels) takes the kernel.
+  Rng rng(23);
+  nn::Conv2d conv(3, 16, 3, rng, nn::Conv2dOptions{.padding = 1, .bias = false});
+  conv.setPolicy(hbfpPolicy("hbfp8"));
+  Tensor x = Tensor::randn({2, 3, 6, 5}, rng), g = Tensor::randn({2, 16, 6, 5}, rng);
+  LayerRun off = runLayer(conv, conv.weight(), x, g, false);
+  LayerRun on = runLayer(conv, conv.weight(), x, g, true);
+  CHECK(on.stats.int8 == 1);
+  CHECK(on.stats.inexact == 0);
+  CHECK(on.y.toVector() == off.y.toVector());
+  CHECK(on.gw.toVector() == off.gw.toVector());
 }
