@@ -12,6 +12,7 @@
 #include <bit>
 #include <cfloat>
 #include <cmath>
+#include <span>
 #include <string>
 #include <vector>
 
