@@ -224,13 +224,17 @@ void layerBench(int rounds, const std::string& only) {
     Shape input;
   };
   Rng rng(1);
+  // clang-format off
   std::vector<Item> items{
       {"conv2d 16->16 3x3, 128x16x28x28", std::make_shared<nn::Conv2d>(16, 16, 3, rng, nn::Conv2dOptions{.padding = 1}), {128, 16, 28, 28}},
       {"conv2d 64->64 3x3, 128x64x7x7", std::make_shared<nn::Conv2d>(64, 64, 3, rng, nn::Conv2dOptions{.padding = 1}), {128, 64, 7, 7}},
       {"conv2d 64->64 3x3, 64x64x32x32", std::make_shared<nn::Conv2d>(64, 64, 3, rng, nn::Conv2dOptions{.padding = 1}), {64, 64, 32, 32}},
+      {"conv2d 16->32 3x3 stride 2, 128x16x28x28", std::make_shared<nn::Conv2d>(16, 32, 3, rng, nn::Conv2dOptions{.stride = 2, .padding = 1}), {128, 16, 28, 28}},
+      {"conv2d 32->64 3x3 stride 2, 128x32x14x14", std::make_shared<nn::Conv2d>(32, 64, 3, rng, nn::Conv2dOptions{.stride = 2, .padding = 1}), {128, 32, 14, 14}},
       {"linear 1024->1024, batch 128", std::make_shared<nn::Linear>(1024, 1024, rng), {128, 1024}},
       {"linear 1024->1024, batch 512", std::make_shared<nn::Linear>(1024, 1024, rng), {512, 1024}},
   };
+  // clang-format on
   std::printf("layer,format,fp32_gemms_ms,bf16_path_ms,int8_path_ms,int8_vs_fp32,int8_vs_bf16,"
               "int8_gemms,inexact\n");
   for (Item& it : items) {
