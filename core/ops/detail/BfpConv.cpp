@@ -50,9 +50,11 @@ struct Conv {
   int64_t CB, P, Q, Cp;     // blocks per pixel, padded block length, its dwords, bytes per pixel
   int64_t Opad, OV;         // output channels rounded up to 16, their vectors
   int64_t PX, Hp, Wp;       // output pixels per register tile, padded input rows and columns
-  int64_t E = 1;            // rows of the scale table (activation exponents)
-  uint8_t* x = nullptr;     // [N][Hp][Wp][Cp] mantissa + 128 (padding: 128, the value 0)
-  int32_t* xe = nullptr;    // [N][Hp][Wp][CB] sa, then the offset (sa - min sa)·Opad of its row
+  int64_t E = 1;            // rows of the scale table: activation exponents saLo.. saLo + E - 1
+  int saLo = 0;
+  int64_t img0 = 0;         // the image whose packing x and xe hold
+  uint8_t* x = nullptr;     // [Hp][Wp][Cp] mantissa + 128 (padding: 128, the value 0)
+  int32_t* xe = nullptr;    // [Hp][Wp][CB] offset (sa - saLo)·Opad of the table row of sa
   int8_t* w = nullptr;      // [T][CB][Q][Opad][4] mantissas
   int32_t* corr = nullptr;  // [T][CB][Opad] -128 · Σ w (the accumulator's start)
   int32_t* wsb = nullptr;   // [T][CB][Opad] sb
@@ -60,28 +62,36 @@ struct Conv {
   float* y = nullptr;
 };
 
+/// The table offset of activation exponent sa (INT32_MIN: a block without a non-zero
+/// mantissa, any row). Exponents outside the table make the call decline (bfpExactRange fails
+/// for them); they read row 0 until then.
+inline int32_t tableOffset(const Conv& c, int32_t sa) {
+  const int64_t e = sa == INT32_MIN ? 0 : sa - int64_t{c.saLo};
+  return static_cast<int32_t>((e >= 0 && e < c.E ? e : 0) * c.Opad);
+}
+
 // ---- packing -------------------------------------------------------------------------------
 
-/// Marks the padding of packed row r (image n, padded row hp): value 0, no exponent.
+/// Marks the padding of packed row r (padded row of image img0): value 0, table row 0.
 void padRow(const Conv& c, int64_t r, bool whole) {
   uint8_t* row = c.x + r * c.Wp * c.Cp;
   int32_t* erow = c.xe + r * c.Wp * c.CB;
   if (whole) {
     std::memset(row, 128, static_cast<size_t>(c.Wp * c.Cp));
-    std::fill(erow, erow + c.Wp * c.CB, INT32_MIN);
+    std::fill(erow, erow + c.Wp * c.CB, 0);
     return;
   }
   const int64_t right = c.pad + c.W;
   std::memset(row, 128, static_cast<size_t>(c.pad * c.Cp));
   std::memset(row + right * c.Cp, 128, static_cast<size_t>((c.Wp - right) * c.Cp));
-  std::fill(erow, erow + c.pad * c.CB, INT32_MIN);
-  std::fill(erow + right * c.CB, erow + c.Wp * c.CB, INT32_MIN);
+  std::fill(erow, erow + c.pad * c.CB, 0);
+  std::fill(erow + right * c.CB, erow + c.Wp * c.CB, 0);
 }
 
 /// Packs input row h of image n with plain loops (blockMantissas per pixel and block).
 void packRowScalar(const Conv& c, const BfpConvInput& in, int64_t block, int64_t n, int64_t h,
                    ExpRange& range, bool& onGrid) {
-  const int64_t HW = c.H * c.W, r = n * c.Hp + h + c.pad;
+  const int64_t HW = c.H * c.W, r = (n - c.img0) * c.Hp + h + c.pad;
   std::vector<float> buf(static_cast<size_t>(c.P));
   std::vector<int8_t> m(static_cast<size_t>(c.P));
   for (int64_t w = 0; w < c.W; ++w) {
@@ -96,7 +106,7 @@ void packRowScalar(const Conv& c, const BfpConvInput& in, int64_t block, int64_t
       for (int64_t k = 0; k < c.P; ++k) {
         px[cb * c.P + k] = k < len ? static_cast<uint8_t>(m[k] ^ 0x80) : uint8_t{128};
       }
-      pe[cb] = sa;
+      pe[cb] = tableOffset(c, sa);
       if (sa != INT32_MIN) range.add(sa);
     }
   }
@@ -112,7 +122,7 @@ void packRowScalar(const Conv& c, const BfpConvInput& in, int64_t block, int64_t
 /// pixel p.
 void packImageAvx512(const Conv& c, const BfpConvInput& in, int64_t block, int64_t n,
                      const int32_t* at, ExpRange& range, bool& onGrid, int8_t* tile) {
-  const int64_t HW = c.H * c.W, base = n * c.Hp * c.Wp;
+  const int64_t HW = c.H * c.W, base = (n - c.img0) * c.Hp * c.Wp;
   const __m512i flip = _mm512_set1_epi32(static_cast<int32_t>(0x80808080u));
   __m512i lo = _mm512_set1_epi32(INT32_MAX), hi = _mm512_set1_epi32(INT32_MIN);
   int32_t sums[16], sa[16];
@@ -169,7 +179,7 @@ void packImageAvx512(const Conv& c, const BfpConvInput& in, int64_t block, int64
           store(12 + j, _mm512_extracti32x4_epi32(w[j], 3));
         }
       }
-      for (int l = 0; l < nl; ++l) c.xe[(base + at[p0 + l]) * c.CB + cb] = sa[l];
+      for (int l = 0; l < nl; ++l) c.xe[(base + at[p0 + l]) * c.CB + cb] = tableOffset(c, sa[l]);
       // The exponent range in registers (through `range` in memory it was a store-to-load
       // chain: a quarter of the packing time).
       const __m512i e = _mm512_loadu_si512(sa);
@@ -254,7 +264,7 @@ void convScalar(const Conv& c, int64_t i0, int64_t i1) {
         float acc = 0.0f;
         for (int64_t kh = khBeg; kh < khEnd; ++kh) {
           for (int64_t kw = 0; kw < c.k; ++kw) {
-            const int64_t t = kh * c.k + kw, pix = (n * c.Hp + h + kh) * c.Wp + w + kw;
+            const int64_t t = kh * c.k + kw, pix = ((n - c.img0) * c.Hp + h + kh) * c.Wp + w + kw;
             for (int64_t cb = 0; cb < c.CB; ++cb) {
               const int64_t tb = t * c.CB + cb;
               int32_t s = c.corr[tb * c.Opad + o];
@@ -327,7 +337,7 @@ void convVnni(const Conv& c, int64_t i0, int64_t i1) {
       for (int64_t kh = khBeg; kh < khEnd; ++kh) {
 #pragma GCC unroll 1
         for (int64_t kw = 0; kw < c.k; ++kw) {
-          const int64_t t = kh * c.k + kw, pix = (n * c.Hp + h + kh) * c.Wp + w0 + kw;
+          const int64_t t = kh * c.k + kw, pix = ((n - c.img0) * c.Hp + h + kh) * c.Wp + w0 + kw;
           const uint8_t* xr = c.x + pix * Cp;
           const int32_t* er = c.xe + pix * CB;
 #pragma GCC unroll 1
@@ -455,83 +465,40 @@ bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, fl
   const int64_t Wt = (c.W + c.PX - 1) / c.PX * c.PX;
   c.Hp = c.H + 2 * c.pad, c.Wp = Wt + 2 * c.pad;
 
-  Tensor xBuf = Tensor::uninitialized({c.N * c.Hp * c.Wp * c.Cp}, DType::U8);
-  Tensor xeBuf = Tensor::uninitialized({c.N * c.Hp * c.Wp * c.CB}, DType::I32);
   Tensor wBuf = Tensor::uninitialized({c.T * c.CB * c.P * c.Opad}, DType::I8);
   Tensor corrBuf = Tensor::uninitialized({c.T * c.CB * c.Opad}, DType::I32);
   Tensor sbBuf = Tensor::uninitialized({c.T * c.CB * c.Opad}, DType::I32);
-  c.x = xBuf.data<uint8_t>(), c.xe = xeBuf.data<int32_t>(), c.w = wBuf.data<int8_t>();
-  c.corr = corrBuf.data<int32_t>(), c.wsb = sbBuf.data<int32_t>();
+  c.w = wBuf.data<int8_t>(), c.corr = corrBuf.data<int32_t>(), c.wsb = sbBuf.data<int32_t>();
   c.y = y;
-
-  // Pack x image by image and, as one more item at the end, the weight (small): one parallel
-  // region, since each costs a fork and join (three regions in all).
   const bool avx = vnni;  // VNNI implies the AVX-512 of the packing loops
   ExpRange ra, rb;
   bool gridA = true, gridB = true;
-  std::mutex mu;
-  std::vector<int32_t> at(static_cast<size_t>(c.H * c.W));  // plane pixel -> padded pixel
-  for (int64_t p = 0; p < c.H * c.W; ++p) {
-    at[p] = static_cast<int32_t>((p / c.W + c.pad) * c.Wp + p % c.W + c.pad);
-  }
-  parallelFor(0, c.N + 1, 1, [&](int64_t n0, int64_t n1) {
-    ExpRange local;
-    bool ok = true;
-    std::vector<int8_t> tile(static_cast<size_t>(c.P * 16));
-    for (int64_t n = n0; n < n1; ++n) {
-      if (n == c.N) {
-        packWeight(c, wt, block, avx, rb, gridB);  // runs inline (inside a parallel region)
-        continue;
-      }
-      for (int64_t hp = 0; hp < c.Hp; ++hp) {
-        const int64_t h = hp - c.pad;
-        padRow(c, n * c.Hp + hp, h < 0 || h >= c.H);
-        if (!avx && h >= 0 && h < c.H) packRowScalar(c, x, block, n, h, local, ok);
-      }
-      if (avx) packImageAvx512(c, x, block, n, at.data(), local, ok, tile.data());
-    }
-    std::lock_guard<std::mutex> lock(mu);
-    ra.merge(local);
-    gridA &= ok;
-  });
+  packWeight(c, wt, block, avx, rb, gridB);
 
-  const BfpExponents ea{ra.any() ? ra.lo : 0, ra.any() ? ra.hi : 0, ra.any(), gridA, x.bits};
-  const BfpExponents eb{rb.any() ? rb.lo : 0, rb.any() ? rb.hi : 0, rb.any(), gridB, wt.bits};
-  if (!bfpExactRange(ea, eb, c.P)) return false;
-  if (!ea.anyNonZero || !eb.anyNonZero) {  // the product is exactly zero
-    parallelFor(0, c.N * c.O * c.H * c.W, 1 << 16,
-                [&](int64_t i0, int64_t i1) { std::fill(y + i0, y + i1, 0.0f); });
-    return true;
-  }
-  c.E = ea.maxExp - ea.minExp + 1;
+  // The scale table covers every activation exponent sa whose products with the weight's
+  // blocks pass bfpExactRange, so that each image can be packed and convolved at once, before
+  // the range of all of x is known: sa + min sb >= -126 and sa + max sb + (Na-1) + (Nb-1) +
+  // log2 P <= 128. Its entries 2^(sa + sb) are then FP32 normals (zero weight blocks take the
+  // smallest sb); an activation exponent outside makes the call decline at the end.
+  const int logP = static_cast<int>(std::ceil(std::log2(static_cast<double>(c.P))));
+  const int sbLo = rb.any() ? rb.lo : 0, sbHi = rb.any() ? rb.hi : 0;
+  c.saLo = -126 - sbLo;
+  const int saHi = 128 - (x.bits - 1) - (wt.bits - 1) - logP - sbHi;
+  c.E = std::max(1, saHi - c.saLo + 1);
   if (c.T * c.CB * c.E * c.Opad > kMaxTableFloats) return false;
-
-  // The scale table: 2^(sa + sb) for every activation exponent of the range and every weight
-  // block (zero blocks take the smallest sb: their sums are 0 and the scale stays a normal
-  // power of two, bfpExactRange). Exponent offsets: padding and zero blocks read row 0.
   Tensor tabBuf = Tensor::uninitialized({c.T * c.CB * c.E * c.Opad}, DType::F32);
   c.tab = tabBuf.data<float>();
-  // The table's rows and then the exponent offsets in chunks, in one parallel region.
-  const int64_t tbs = c.T * c.CB, nxe = c.N * c.Hp * c.Wp * c.CB, xeChunk = 1 << 14;
-  parallelFor(0, tbs + (nxe + xeChunk - 1) / xeChunk, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      if (b < tbs) {
-        for (int64_t e = 0; e < c.E; ++e) {
-          for (int64_t o = 0; o < c.Opad; ++o) {
-            const int32_t sb = c.wsb[b * c.Opad + o];
-            const int s = ea.minExp + static_cast<int>(e) + (sb == INT32_MIN ? eb.minExp : sb);
-            c.tab[(b * c.E + e) * c.Opad + o] = std::ldexp(1.0f, s);
-          }
-        }
-        continue;
-      }
-      const int64_t i0 = (b - tbs) * xeChunk, i1 = std::min(nxe, i0 + xeChunk);
-      for (int64_t i = i0; i < i1; ++i) {
-        const int32_t sa = c.xe[i];
-        c.xe[i] = sa == INT32_MIN ? 0 : static_cast<int32_t>((sa - ea.minExp) * c.Opad);
+  for (int64_t tb = 0; tb < c.T * c.CB; ++tb) {
+    for (int64_t e = 0; e < c.E; ++e) {
+      uint32_t* row = reinterpret_cast<uint32_t*>(c.tab + (tb * c.E + e) * c.Opad);
+      for (int64_t o = 0; o < c.Opad; ++o) {
+        const int32_t sb = c.wsb[tb * c.Opad + o];
+        const int s = c.saLo + static_cast<int>(e) + (sb == INT32_MIN ? sbLo : sb);
+        // The bits of 2^s; 0 outside the normals (an empty window: x must be all zero).
+        row[o] = s >= -126 && s <= 127 ? static_cast<uint32_t>(s + 127) << 23 : 0u;
       }
     }
-  });
+  }
 
   Kernel kernel = convScalar;
   if (vnni) {
@@ -541,9 +508,40 @@ bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, fl
       kernel = c.PX == 7 ? vnniFor<7, 1>(c.Q, c.CB) : vnniFor<14, 1>(c.Q, c.CB);
     }
   }
-  const int64_t items = c.N * (c.OV / ovb) * c.H;
-  parallelFor(0, items, 1, [&](int64_t i0, int64_t i1) { kernel(c, i0, i1); });
-  return true;
+  // Each thread packs one image into its own buffer (L2-resident) and convolves it at once:
+  // one parallel region, and the packing's memory stalls of one thread overlap the other
+  // thread's arithmetic.
+  std::vector<int32_t> at(static_cast<size_t>(c.H * c.W));  // plane pixel -> padded pixel
+  for (int64_t p = 0; p < c.H * c.W; ++p) {
+    at[p] = static_cast<int32_t>((p / c.W + c.pad) * c.Wp + p % c.W + c.pad);
+  }
+  const int64_t perImage = (c.OV / ovb) * c.H;
+  std::mutex mu;
+  parallelFor(0, c.N, 1, [&](int64_t n0, int64_t n1) {
+    ExpRange local;
+    bool ok = true;
+    std::vector<int8_t> tile(static_cast<size_t>(c.P * 16));
+    std::vector<uint8_t> xImage(static_cast<size_t>(c.Hp * c.Wp * c.Cp));
+    std::vector<int32_t> xeImage(static_cast<size_t>(c.Hp * c.Wp * c.CB));
+    Conv ci = c;
+    ci.x = xImage.data(), ci.xe = xeImage.data();
+    for (int64_t n = n0; n < n1; ++n) {
+      ci.img0 = n;
+      for (int64_t hp = 0; hp < c.Hp; ++hp) {
+        const int64_t h = hp - c.pad;
+        padRow(ci, hp, h < 0 || h >= c.H);
+        if (!avx && h >= 0 && h < c.H) packRowScalar(ci, x, block, n, h, local, ok);
+      }
+      if (avx) packImageAvx512(ci, x, block, n, at.data(), local, ok, tile.data());
+      kernel(ci, n * perImage, (n + 1) * perImage);
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    ra.merge(local);
+    gridA &= ok;
+  });
+  const BfpExponents ea{ra.any() ? ra.lo : 0, ra.any() ? ra.hi : 0, ra.any(), gridA, x.bits};
+  const BfpExponents eb{sbLo, sbHi, rb.any(), gridB, wt.bits};
+  return bfpExactRange(ea, eb, c.P);
 }
 
 }  // namespace mantissa::ops::detail

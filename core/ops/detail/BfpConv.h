@@ -19,8 +19,9 @@
 // backward-data GEMM.
 //
 // AVX-512 VNNI kernel: 16 output channels per register, a row of 7 or 14 output pixels per
-// register tile; x is packed once as u8 (mantissa + 128) in padded NHWC, each vpdpbusd
-// broadcasts 4 channels of one pixel against the s8 weights of 16 output channels, and every
+// register tile; each image of x is packed as u8 (mantissa + 128) in padded NHWC and convolved
+// at once by the same thread, each vpdpbusd broadcasts 4 channels of one pixel against the s8
+// weights of 16 output channels, and every
 // (tap, block) accumulator starts at -128·Σw (which cancels the +128) and ends in one convert
 // and one FMA with the scale 2^(sa+sb) read from a table indexed by the pixel's exponent. The
 // tile is transposed in registers and stored as NCHW. A plain-loop kernel on the same packed
@@ -48,10 +49,11 @@ struct BfpConvWeight {
 };
 
 /// y[N, O, H, W] (NCHW, overwritten) = the convolution of x with w, stride 1, padding (k-1)/2
-/// on each side, k odd. Returns false, leaving y untouched, when the result could not be the
-/// exact block products summed in FP32 (bfpExactRange: values off their grid, a block product
-/// below 2^-126 or beyond FP32's range) or when its scale table would exceed 16 MiB (activation
-/// exponents spread over too many binades); the caller then runs the FP32 convolution.
+/// on each side, k odd. Returns false when the result could not be the exact block products
+/// summed in FP32 (bfpExactRange: values off their grid, a block product below 2^-126 or beyond
+/// FP32's range; y then holds no meaningful values) or, before touching y, when its scale table
+/// (taps x blocks x about 230 activation exponents x output channels) would exceed 16 MiB; the
+/// caller then runs the FP32 convolution.
 bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& w, int64_t block, float* y,
                BfpIsa isa = bestBfpIsa());
 
