@@ -1,0 +1,53 @@
+#pragma once
+
+#include <cstdint>
+
+#include "core/ops/detail/BfpGemm.h"
+
+// int8 block-floating-point weight gradient of a convolution (docs/performance.md "int8
+// convolution kernel: weight gradient"): stride 1, "same" padding (k odd, padding (k-1)/2),
+// groups 1, from the two HBFP-quantized operands of the weight-gradient GEMM (FORMATS.md A.3),
+// giving what the FP32 emulation gives on the dequantized values up to FP32 summation order (the
+// contract of BfpGemm.h, whose mantissa recovery and exactness check it shares).
+//
+//   dw[o, c, ky, kx] = Σ_{n, y, x} gy[n, o, y, x] · x[n, c, y + ky - p, x + kx - p]
+//
+// Both operands are blocked along the flattened (n, h, w) index per channel: blocks of `block`
+// consecutive positions from position 0, crossing rows and images, the last possibly partial.
+// For tap t the x operand is x shifted by d = (ky - p)·W + (kx - p) positions, so the blocks of
+// gy and of the shifted x do not line up: each gy block splits at offset r = (-d) mod block into
+// at most two sub-blocks, each of which reads one x block (reads outside the image are zeros and
+// do not matter). Every sub-block's integer dot product is exact in int32 and, scaled by
+// 2^(sg + sx), exact in FP32 when it is an FP32 normal (bfpExactRange over the operands'
+// exponent ranges, checked per call); those values are summed in FP32.
+//
+// Layout: both operands are packed once per call on a padded grid (p zero columns after each
+// row, p zero rows before each image and after the last), on which every tap is a constant
+// offset: x as u8 planes (mantissa + 128), gy as s8 in vpdpbusd's lane layout [q/4][16 o][4].
+// AVX-512 VNNI kernel: 16 output channels per register, 8 input channels per register tile;
+// partial 4-position groups at sub-block edges are masked in the gy load (zero mantissas); the
+// +128 of x is cancelled with Σ gy of the sub-block, accumulated by one more vpdpbusd per group.
+// Positions are split into a fixed number of parts whose partial dw are summed in part order, so
+// results do not depend on the thread count. A plain-loop kernel on the same planes gives
+// bit-identical results on CPUs without VNNI.
+
+namespace mantissa::ops::detail {
+
+/// The two operands of the weight gradient, contiguous NCHW FP32 tensors holding HBFP values
+/// blocked along (n, h, w) per channel: x [N, C, H, W], gy [N, O, H, W] (stride 1, so gy has x's
+/// spatial size).
+struct BfpWeightGradArgs {
+  const float* x = nullptr;
+  const float* gy = nullptr;
+  int64_t N = 0, C = 0, O = 0, H = 0, W = 0, k = 3;
+  int bitsX = 8, bitsGy = 8;
+};
+
+/// dw [O, C, k, k] (contiguous, overwritten) = the weight gradient above. Returns false, leaving
+/// dw untouched, when the result could not be the exact sub-block products summed in FP32
+/// (values off their grid, a product below 2^-126 or beyond FP32's range, blocks over 1024
+/// positions, a padded grid too large for 32-bit offsets); the caller then runs the FP32 path.
+bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* dw,
+                              BfpIsa isa = bestBfpIsa());
+
+}  // namespace mantissa::ops::detail
