@@ -28,16 +28,16 @@ namespace {
 constexpr int kCT = 8;         // input channels per register tile
 constexpr int64_t kParts = 8;  // fixed split of the positions (thread-count independent)
 constexpr int64_t kChunkPositions = 1024;  // positions per chunk (gy and x chunks stay in L1/L2)
-constexpr int64_t kPrefetchBlocks = 4;     // how far ahead the packing prefetches its source
+constexpr int64_t kPrefetchBlocks = 12;    // how far ahead the packing prefetches its source
 
-/// One sub-block of a tap: padded positions [qa, qb), gy block b, x block kb.
+/// One sub-block of a tap: positions [qa, qb), gy block b, x block kb.
 struct Sub {
   int32_t qa, qb, b, kb;
 };
 
 struct Grid {
   int64_t N, C, O, H, W, k, pad, T, L, B, nb;
-  int64_t Wp, Hs, Lp, M, S, G;  // padded row, rows per image, positions, margin, plane, groups
+  int64_t M, S, G;  // margin before and after each plane, plane stride, groups of 4 positions
   int64_t Cpad, Opad, OT;
 };
 
@@ -54,120 +54,71 @@ struct ExpRange {
   bool any() const { return lo <= hi; }
 };
 
-/// Where position p of the flattened (n, h, w) index lies: image n, offset hw in its plane,
-/// column w, row h, padded position q. Advanced incrementally (no divisions per segment).
-struct Cursor {
-  int64_t n = 0, hw = 0, h = 0, w = 0, q = 0;
-};
+using Convert = int32_t (*)(const float*, int64_t, int, int8_t*, int32_t&, bool&);
 
-/// Writes `len` mantissas m (xor `flip`) to the padded plane dst (dst[q], q from `at`) row
-/// segment by row segment, advancing `at` past them.
-template <bool kAvx>
-void scatterRows(const Grid& g, const int8_t* m, int64_t len, uint8_t flip, uint8_t* dst,
-                 Cursor& at);
-
-template <>
-void scatterRows<false>(const Grid& g, const int8_t* m, int64_t len, uint8_t flip, uint8_t* dst,
-                        Cursor& at) {
-  for (int64_t i = 0; i < len;) {
-    const int64_t seg = std::min(len - i, g.W - at.w);
-    for (int64_t j = 0; j < seg; ++j) dst[at.q + j] = static_cast<uint8_t>(m[i + j]) ^ flip;
-    i += seg, at.w += seg, at.q += seg, at.hw += seg;
-    if (at.w == g.W) {
-      at.w = 0, at.q += g.pad;
-      if (++at.h == g.H) at.h = 0, at.hw = 0, ++at.n, at.q += g.pad * g.Wp;
-    }
-  }
-}
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
-
-template <>
-void scatterRows<true>(const Grid& g, const int8_t* m, int64_t len, uint8_t flip, uint8_t* dst,
-                       Cursor& at) {
-  const __m512i f = _mm512_set1_epi8(static_cast<char>(flip));
-  for (int64_t i = 0; i < len;) {
-    const int64_t seg = std::min(len - i, g.W - at.w);
-    for (int64_t j = 0; j < seg; j += 64) {  // m has 64 bytes of slack
-      const int64_t n = std::min<int64_t>(64, seg - j);
-      const __mmask64 k = n == 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1;
-      // A whole store, the bytes past the segment the padding value: they land in this row's
-      // padding or in positions written after this (masked byte stores were slower on Zen 4).
-      const __m512i v = _mm512_xor_si512(_mm512_loadu_si512(m + i + j), f);
-      _mm512_storeu_si512(dst + at.q + j, _mm512_mask_mov_epi8(f, k, v));
-    }
-    i += seg, at.w += seg, at.q += seg, at.hw += seg;
-    if (at.w == g.W) {
-      at.w = 0, at.q += g.pad;
-      if (++at.h == g.H) at.h = 0, at.hw = 0, ++at.n, at.q += g.pad * g.Wp;
-    }
-  }
-}
-
-#pragma GCC pop_options
-
-/// Channel c of an NCHW tensor with `channels` channels to a plane of the padded grid: byte
-/// mantissas (xor `flip`: 0x80 gives u8 m + 128) at dst[M + q], exponents per block (INT32_MIN:
-/// no non-zero mantissa). The plane's padding must already hold the value 0. `buf` holds
-/// `block` floats, `m` block + 64 bytes.
-template <bool kAvx>
+/// Channel c of an NCHW tensor with `channels` channels to a plane: byte mantissas of positions
+/// 0..L-1 at dst[M + p] (xor `flip`: 0x80 gives u8 m + 128), exponents per block (INT32_MIN: no
+/// non-zero mantissa). `buf` holds `block` floats.
 void packPlane(const Grid& g, const float* v, int64_t channels, int64_t c, int bits, uint8_t flip,
-               uint8_t* dst, int32_t* exps, ExpRange& range, bool& onGrid, float* buf, int8_t* m) {
+               Convert convert, uint8_t* dst, int32_t* exps, ExpRange& range, bool& onGrid,
+               float* buf) {
   const int64_t HW = g.H * g.W;
-  const auto convert = kAvx ? blockMantissasAvx512 : blockMantissas;
-  Cursor at, pf;  // the block's position, and the one the prefetches read
-  at.q = g.pad * g.Wp;
-  pf.n = kPrefetchBlocks * g.B / HW, pf.hw = kPrefetchBlocks * g.B % HW;
+  int64_t n = 0, hw = 0;  // where the block starts
+  int64_t pn = kPrefetchBlocks * g.B / HW, phw = kPrefetchBlocks * g.B % HW;  // and the prefetch
   for (int64_t b = 0; b < g.nb; ++b) {
     const int64_t len = std::min(g.B, g.L - b * g.B);
-    const float* src = v + (at.n * channels + c) * HW + at.hw;
-    if (at.hw + len > HW) {  // the block crosses images: gather it
-      int64_t n = at.n, hw = at.hw;
-      for (int64_t i = 0; i < len;) {
-        const int64_t seg = std::min(len - i, HW - hw);
-        std::memcpy(buf + i, v + (n * channels + c) * HW + hw,
+    const float* src = v + (n * channels + c) * HW + hw;
+    if (hw + len > HW) {  // the block crosses images: gather it
+      for (int64_t i = 0, gn = n, ghw = hw; i < len;) {
+        const int64_t seg = std::min(len - i, HW - ghw);
+        std::memcpy(buf + i, v + (gn * channels + c) * HW + ghw,
                     static_cast<size_t>(seg) * sizeof(float));
-        i += seg, hw = 0, ++n;
+        i += seg, ghw = 0, ++gn;
       }
       src = buf;
     }
     // The planes of one channel are H·W floats long and C·H·W apart (on ResNet-20's 7x7 and
     // 14x14 layers shorter than a few blocks): without prefetching the source of the block
     // kPrefetchBlocks ahead, wherever it lies, the conversion stalled on memory at every block.
-    for (int64_t i = 0, n = pf.n, hw = pf.hw; i < g.B && n < g.N;) {
-      const int64_t seg = std::min(g.B - i, HW - hw);
-      const char* base = reinterpret_cast<const char*>(v + (n * channels + c) * HW + hw);
+    for (int64_t i = 0, fn = pn, fhw = phw; i < g.B && fn < g.N;) {
+      const int64_t seg = std::min(g.B - i, HW - fhw);
+      const char* base = reinterpret_cast<const char*>(v + (fn * channels + c) * HW + fhw);
       for (int64_t off = 0; off < seg * 4; off += 64) _mm_prefetch(base + off, _MM_HINT_T0);
       _mm_prefetch(base + seg * 4 - 1, _MM_HINT_T0);
-      i += seg, hw += seg;
-      if (hw == HW) hw = 0, ++n;
+      i += seg, fhw += seg;
+      if (fhw == HW) fhw = 0, ++fn;
     }
-    for (pf.hw += g.B; pf.hw >= HW;) pf.hw -= HW, ++pf.n;
+    for (phw += g.B; phw >= HW;) phw -= HW, ++pn;
+    for (hw += len; hw >= HW && n < g.N;) hw -= HW, ++n;
+    uint8_t* d = dst + g.M + b * g.B;
     int32_t sum = 0;
-    const int32_t sa = convert(src, len, bits, m, sum, onGrid);
+    const int32_t sa = convert(src, len, bits, reinterpret_cast<int8_t*>(d), sum, onGrid);
     exps[b] = sa;
     if (sa != INT32_MIN) range.add(sa);
-    // All zero: the padding value is already there, but the cursor must move.
-    scatterRows<kAvx>(g, m, len, flip, dst + g.M, at);
+    if (flip != 0) {
+      for (int64_t i = 0; i < len; ++i) d[i] ^= flip;
+    }
   }
 }
 
-/// Mask of the bytes of lanes' positions [lo, hi) of a 4-position group, in all 16 lanes.
+/// A 4-bit pattern of the positions of a group repeated in all 16 lanes (vpdpbusd's layout).
+constexpr uint64_t kNibbles = 0x1111111111111111ull;
+
+/// Mask of the bytes of positions [lo, hi) of a 4-position group, in all 16 lanes.
 inline uint64_t groupMask(int64_t lo, int64_t hi) {
-  const uint64_t bits4 = ((uint64_t{1} << hi) - 1) & ~((uint64_t{1} << lo) - 1);
-  return bits4 * 0x1111111111111111ull;
+  return (((uint64_t{1} << hi) - 1) & ~((uint64_t{1} << lo) - 1)) * kNibbles;
 }
 
 struct Packed {
   const Grid* g;
-  const uint8_t* x;                   // [Cpad][S] u8 planes
-  const int8_t* gyP;                  // [Opad][S] s8 planes (scalar kernel)
+  const uint8_t* x;                   // [Cpad][S] u8 planes (mantissa + 128)
+  const int8_t* gyP;                  // [Opad][S] s8 planes (plain-loop kernel)
   const int8_t* gyL;                  // [OT][G][16][4] s8 (VNNI kernel)
   const int32_t* gE;                  // [OT][nb][16] (sg + 127) << 23
   const int32_t* xE;                  // [nb][Cpad] sx << 23
   const std::vector<Sub>* subs;       // per tap
   const std::vector<int32_t>* first;  // per tap: first sub-block of gy block b (nb + 1)
+  const std::vector<uint8_t>* valid;  // per tap: [G], bit j: position 4g + j reads the image
   float* partial;                     // [parts][T][OT][Cpad][16]
 };
 
@@ -178,20 +129,23 @@ void chunkScalar(const Packed& pk, int64_t part, int64_t b0, int64_t b1) {
     for (int64_t ct = 0; ct < g.Cpad; ct += kCT) {
       for (int64_t t = 0; t < g.T; ++t) {
         const int64_t ky = t / g.k, kx = t % g.k;
-        const int64_t dq = (ky - g.pad) * g.Wp + (kx - g.pad);
+        const int64_t d = (ky - g.pad) * g.W + (kx - g.pad);
         const Sub* subs = pk.subs[t].data();
+        const uint8_t* vm = pk.valid[t].data();
         const int32_t s0 = pk.first[t][b0], s1 = pk.first[t][b1];
         float* out = pk.partial + (((part * g.T + t) * g.OT + ot) * g.Cpad + ct) * 16;
         for (int c = 0; c < kCT; ++c) {
-          const uint8_t* xp = pk.x + (ct + c) * g.S + g.M + dq;
+          const uint8_t* xp = pk.x + (ct + c) * g.S + g.M + d;
           for (int l = 0; l < 16; ++l) {
             const int8_t* gp = pk.gyP + (ot * 16 + l) * g.S + g.M;
             float acc = 0.0f;
             for (int32_t s = s0; s < s1; ++s) {
               const Sub& sb = subs[s];
               int32_t sum = 0;
-              for (int32_t q = sb.qa; q < sb.qb; ++q)
-                sum += int32_t{gp[q]} * static_cast<int8_t>(xp[q] ^ 0x80);
+              for (int32_t q = sb.qa; q < sb.qb; ++q) {
+                if ((vm[q >> 2] >> (q & 3)) & 1)
+                  sum += int32_t{gp[q]} * static_cast<int8_t>(xp[q] ^ 0x80);
+              }
               const int32_t bits =
                   pk.gE[(ot * g.nb + sb.b) * 16 + l] + pk.xE[sb.kb * g.Cpad + ct + c];
               acc = std::fma(static_cast<float>(sum), std::bit_cast<float>(bits), acc);
@@ -209,32 +163,62 @@ void chunkScalar(const Packed& pk, int64_t part, int64_t b0, int64_t b1) {
 
 /// One chunk of gy blocks [b0, b1) of part `part`: 16 output channels x 8 input channels per
 /// register tile, one tap at a time (x and gy chunks stay in cache across taps and tiles).
-void chunkVnni(const Packed& pk, int64_t part, int64_t b0, int64_t b1) {
+/// `corr`: room for 16 int32 per sub-block of the chunk and tap.
+void chunkVnni(const Packed& pk, int64_t part, int64_t b0, int64_t b1, int32_t* corr) {
   const Grid& g = *pk.g;
   const __m512i ones = _mm512_set1_epi8(1);
   for (int64_t ot = 0; ot < g.OT; ++ot) {
     const int8_t* gl = pk.gyL + ot * g.G * 64;
     const int32_t* ge = pk.gE + ot * g.nb * 16;
-    for (int64_t ct = 0; ct < g.Cpad; ct += kCT) {
 #pragma GCC unroll 1
-      for (int64_t t = 0; t < g.T; ++t) {
-        const int64_t ky = t / g.k, kx = t % g.k;
-        const int64_t dq = (ky - g.pad) * g.Wp + (kx - g.pad);
+    for (int64_t t = 0; t < g.T; ++t) {
+      const int64_t ky = t / g.k, kx = t % g.k;
+      const int64_t d = (ky - g.pad) * g.W + (kx - g.pad);
+      const Sub* subs = pk.subs[t].data();
+      const uint8_t* vm = pk.valid[t].data();
+      const int32_t s0 = pk.first[t][b0], s1 = pk.first[t][b1];
+      // gy of the group's positions whose tap reads inside the image and that lie in the
+      // sub-block (`edge`); the others are zeros (x there is another pixel's or the margin's).
+      auto load = [&](int64_t gi, uint64_t edge) {
+        return _mm512_maskz_loadu_epi8(vm[gi] * kNibbles & edge, gl + gi * 64);
+      };
+      // Runs step(q4, gy) over the groups of sub-block sb, edges masked.
+      auto groups = [&](const Sub& sb, auto&& step) {
+        const int64_t g0 = sb.qa >> 2, g1 = (sb.qb + 3) >> 2;
+        const uint64_t m0 = groupMask(sb.qa - 4 * g0, 4), m1 = groupMask(0, sb.qb - 4 * (g1 - 1));
+        if (g1 - g0 == 1) {
+          step(4 * g0, load(g0, m0 & m1));
+          return;
+        }
+        step(4 * g0, load(g0, m0));
+#pragma GCC unroll 1
+        for (int64_t gi = g0 + 1; gi < g1 - 1; ++gi) step(4 * gi, load(gi, ~uint64_t{0}));
+        step(4 * (g1 - 1), load(g1 - 1, m1));
+      };
+      // x is stored as u8 m + 128: each accumulator starts at -128 · Σ gy of its sub-block,
+      // computed once per tap for all input-channel tiles.
+#pragma GCC unroll 1
+      for (int32_t s = s0; s < s1; ++s) {
+        __m512i sg = _mm512_setzero_si512();
+        groups(subs[s], [&](int64_t, __m512i gv) { sg = _mm512_dpbusd_epi32(sg, ones, gv); });
+        _mm512_storeu_si512(corr + (s - s0) * 16,
+                            _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sg, 7)));
+      }
+#pragma GCC unroll 1
+      for (int64_t ct = 0; ct < g.Cpad; ct += kCT) {
         const uint8_t* xc[kCT];
-        for (int c = 0; c < kCT; ++c) xc[c] = pk.x + (ct + c) * g.S + g.M + dq;
-        const Sub* subs = pk.subs[t].data();
-        const int32_t s0 = pk.first[t][b0], s1 = pk.first[t][b1];
+        for (int c = 0; c < kCT; ++c) xc[c] = pk.x + (ct + c) * g.S + g.M + d;
         __m512 acc[kCT];
 #pragma GCC unroll 8
         for (int c = 0; c < kCT; ++c) acc[c] = _mm512_setzero_ps();
 #pragma GCC unroll 1
         for (int32_t s = s0; s < s1; ++s) {
           const Sub sb = subs[s];
-          __m512i S[kCT], Sg = _mm512_setzero_si512();
+          __m512i S[kCT];
+          const __m512i start = _mm512_loadu_si512(corr + (s - s0) * 16);
 #pragma GCC unroll 8
-          for (int c = 0; c < kCT; ++c) S[c] = _mm512_setzero_si512();
-          auto step = [&](int64_t q4, __m512i gv) {
-            Sg = _mm512_dpbusd_epi32(Sg, ones, gv);
+          for (int c = 0; c < kCT; ++c) S[c] = start;
+          groups(sb, [&](int64_t q4, __m512i gv) {
 #pragma GCC unroll 8
             for (int c = 0; c < kCT; ++c) {
               __m512i xb;
@@ -245,29 +229,16 @@ void chunkVnni(const Packed& pk, int64_t part, int64_t b0, int64_t b1) {
                   : [x] "m"(*reinterpret_cast<const int32_t*>(xc[c] + q4)));
               S[c] = _mm512_dpbusd_epi32(S[c], xb, gv);
             }
-          };
-          const int64_t g0 = sb.qa >> 2, g1 = (sb.qb + 3) >> 2;
-          const uint64_t m0 = groupMask(sb.qa - 4 * g0, 4), m1 = groupMask(0, sb.qb - 4 * (g1 - 1));
-          if (g1 - g0 == 1) {
-            step(4 * g0, _mm512_maskz_loadu_epi8(m0 & m1, gl + g0 * 64));
-          } else {
-            step(4 * g0, _mm512_maskz_loadu_epi8(m0, gl + g0 * 64));
-#pragma GCC unroll 1
-            for (int64_t gi = g0 + 1; gi < g1 - 1; ++gi)
-              step(4 * gi, _mm512_loadu_si512(gl + gi * 64));
-            step(4 * (g1 - 1), _mm512_maskz_loadu_epi8(m1, gl + (g1 - 1) * 64));
-          }
-          // S[c] = Σ (x + 128)·gy: subtract 128·Σ gy. The scale 2^(sg + sx) is built from the
-          // exponent fields (both were checked to give a normal power of two).
-          const __m512i corr = _mm512_slli_epi32(Sg, 7);
+          });
+          // The scale 2^(sg + sx) built from the exponent fields (checked to give a normal
+          // power of two).
           const __m512i gev = _mm512_loadu_si512(ge + sb.b * 16);
           const int32_t* xe = pk.xE + sb.kb * g.Cpad + ct;
 #pragma GCC unroll 8
           for (int c = 0; c < kCT; ++c) {
             const __m512 scale =
                 _mm512_castsi512_ps(_mm512_add_epi32(gev, _mm512_set1_epi32(xe[c])));
-            acc[c] =
-                _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(S[c], corr)), scale, acc[c]);
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[c]), scale, acc[c]);
           }
         }
         float* out = pk.partial + (((part * g.T + t) * g.OT + ot) * g.Cpad + ct) * 16;
@@ -316,22 +287,20 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
   g.N = a.N, g.C = a.C, g.O = a.O, g.H = a.H, g.W = a.W, g.k = a.k;
   g.pad = (a.k - 1) / 2, g.T = T, g.L = a.N * a.H * a.W, g.B = block;
   g.nb = (g.L + block - 1) / block;
-  g.Wp = g.W + g.pad, g.Hs = g.H + g.pad;
-  g.Lp = (g.N * g.Hs + g.pad) * g.Wp;
-  g.M = (g.pad * g.Wp + g.pad + 8 + 63) / 64 * 64;  // every tap's reads, groups rounded to 4
-  g.S = g.Lp + 2 * g.M;
-  g.G = (g.Lp + 3) / 4;
+  g.M = (g.pad * g.W + g.pad + 4 + 63) / 64 * 64;  // every tap's reads, groups rounded to 4
+  g.S = (g.L + 2 * g.M + 63) / 64 * 64;
+  g.G = (g.L + 3) / 4;
   g.Cpad = (g.C + kCT - 1) / kCT * kCT, g.Opad = (g.O + 15) / 16 * 16, g.OT = g.Opad / 16;
   if (g.S * std::max(g.Cpad, g.Opad) >= (int64_t{1} << 31)) return false;
 
-  // ---- planes: x as u8 (padding 128, the value 0), gy as s8 (padding 0), one region --------
+  // ---- planes: x as u8 (mantissa + 128), gy as s8; margins and padded channels hold 0 -------
   Tensor xBuf = Tensor::uninitialized({g.Cpad * g.S}, DType::U8);
   Tensor gBuf = Tensor::uninitialized({g.Opad * g.S}, DType::I8);
   std::vector<int32_t> xExp(static_cast<size_t>(g.Cpad * g.nb), INT32_MIN);
   std::vector<int32_t> gExp(static_cast<size_t>(g.Opad * g.nb), INT32_MIN);
   uint8_t* xp = xBuf.data<uint8_t>();
   int8_t* gp = gBuf.data<int8_t>();
-  const bool avx = vnni;  // VNNI implies the AVX-512 of the packing
+  const Convert convert = vnni ? blockMantissasAvx512 : blockMantissas;  // VNNI has AVX-512
   ExpRange rx, rg;
   bool gridX = true, gridG = true;
   std::mutex mu;
@@ -339,22 +308,23 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
     ExpRange lx, lg;
     bool okX = true, okG = true;
     std::vector<float> buf(static_cast<size_t>(block));
-    std::vector<int8_t> m(static_cast<size_t>(block + 64));
-    const auto pack = avx ? packPlane<true> : packPlane<false>;
     for (int64_t i = i0; i < i1; ++i) {
-      if (i < g.Cpad) {
-        std::memset(xp + i * g.S, 0x80, static_cast<size_t>(g.S));
-        if (i < g.C) {
-          pack(g, a.x, g.C, i, a.bitsX, 0x80, xp + i * g.S, xExp.data() + i * g.nb, lx, okX,
-               buf.data(), m.data());
-        }
+      const bool isX = i < g.Cpad;
+      const int64_t ch = isX ? i : i - g.Cpad;
+      uint8_t* plane = isX ? xp + ch * g.S : reinterpret_cast<uint8_t*>(gp) + ch * g.S;
+      const uint8_t zero = isX ? 0x80 : 0;
+      if (ch >= (isX ? g.C : g.O)) {
+        std::memset(plane, zero, static_cast<size_t>(g.S));
+        continue;
+      }
+      std::memset(plane, zero, static_cast<size_t>(g.M));
+      std::memset(plane + g.M + g.L, zero, static_cast<size_t>(g.S - g.M - g.L));
+      if (isX) {
+        packPlane(g, a.x, g.C, ch, a.bitsX, 0x80, convert, plane, xExp.data() + ch * g.nb, lx, okX,
+                  buf.data());
       } else {
-        const int64_t o = i - g.Cpad;
-        std::memset(gp + o * g.S, 0, static_cast<size_t>(g.S));
-        if (o < g.O) {
-          pack(g, a.gy, g.O, o, a.bitsGy, 0, reinterpret_cast<uint8_t*>(gp + o * g.S),
-               gExp.data() + o * g.nb, lg, okG, buf.data(), m.data());
-        }
+        packPlane(g, a.gy, g.O, ch, a.bitsGy, 0, convert, plane, gExp.data() + ch * g.nb, lg, okG,
+                  buf.data());
       }
     }
     std::lock_guard<std::mutex> lock(mu);
@@ -390,16 +360,6 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
           static_cast<int32_t>(static_cast<uint32_t>(e == INT32_MIN ? ex.minExp : e) << 23);
     }
   }
-  // Padded position of every position (the sub-block bounds of all taps look them up).
-  std::vector<int32_t> qOf(static_cast<size_t>(g.L));
-  for (int64_t p = 0, q = g.pad * g.Wp, w = 0, h = 0; p < g.L; ++p) {
-    qOf[p] = static_cast<int32_t>(q);
-    ++q;
-    if (++w == g.W) {
-      w = 0, q += g.pad;
-      if (++h == g.H) h = 0, q += g.pad * g.Wp;
-    }
-  }
   std::vector<std::vector<Sub>> subs(static_cast<size_t>(T));
   std::vector<std::vector<int32_t>> first(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) {
@@ -413,7 +373,8 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
       // x block of the reads inside the image (floor division); the others read zeros.
       const int64_t xs = p1 + d;
       const int64_t kb = std::clamp<int64_t>(xs >= 0 ? xs / block : -1, 0, g.nb - 1);
-      sv.push_back({qOf[p1], qOf[p2 - 1] + 1, static_cast<int32_t>(b), static_cast<int32_t>(kb)});
+      sv.push_back({static_cast<int32_t>(p1), static_cast<int32_t>(p2), static_cast<int32_t>(b),
+                    static_cast<int32_t>(kb)});
     };
     for (int64_t b = 0; b < g.nb; ++b) {
       fv[b] = static_cast<int32_t>(sv.size());
@@ -427,6 +388,30 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
     }
     fv[g.nb] = static_cast<int32_t>(sv.size());
   }
+  // Which positions read inside the image, per tap: all but the rows and columns the tap's
+  // offset takes out of it (and the positions past L in the last group).
+  std::vector<std::vector<uint8_t>> valid(static_cast<size_t>(T));
+  parallelFor(0, T, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t dy = t / g.k - g.pad, dx = t % g.k - g.pad;
+      std::vector<uint8_t>& vm = valid[t];
+      vm.assign(static_cast<size_t>(g.G), 0xf);
+      auto clear = [&](int64_t p) { vm[p >> 2] &= static_cast<uint8_t>(~(1u << (p & 3))); };
+      for (int64_t p = g.L; p < 4 * g.G; ++p) clear(p);
+      if (dy == 0 && dx == 0) continue;
+      for (int64_t n = 0; n < g.N; ++n) {
+        for (int64_t h = 0; h < g.H; ++h) {
+          const int64_t row = (n * g.H + h) * g.W;
+          if (h + dy < 0 || h + dy >= g.H) {
+            for (int64_t w = 0; w < g.W; ++w) clear(row + w);
+            continue;
+          }
+          for (int64_t w = 0; w < std::min(-dx, g.W); ++w) clear(row + w);
+          for (int64_t w = std::max<int64_t>(0, g.W - dx); w < g.W; ++w) clear(row + w);
+        }
+      }
+    }
+  });
   Tensor lanes;
   if (vnni) {
     lanes = Tensor::uninitialized({g.OT * g.G * 64}, DType::I8);
@@ -439,22 +424,20 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
   const int64_t chunk = std::max<int64_t>(1, kChunkPositions / block);
   const int64_t tileFloats = T * g.OT * g.Cpad * 16;
   Tensor partBuf = Tensor::zeros({parts * tileFloats});
-  Packed pk{&g,
-            xp,
-            gp,
-            vnni ? lanes.data<int8_t>() : nullptr,
-            gE.data(),
-            xE.data(),
-            subs.data(),
-            first.data(),
-            partBuf.data<float>()};
+  Packed pk{&g,           xp,
+            gp,           vnni ? lanes.data<int8_t>() : nullptr,
+            gE.data(),    xE.data(),
+            subs.data(),  first.data(),
+            valid.data(), partBuf.data<float>()};
   parallelFor(0, parts, 1, [&](int64_t i0, int64_t i1) {
+    // Sub-blocks per chunk and tap: at most two per gy block.
+    std::vector<int32_t> corr(static_cast<size_t>(vnni ? 2 * chunk * 16 : 0));
     for (int64_t part = i0; part < i1; ++part) {
       const int64_t pb0 = part * g.nb / parts, pb1 = (part + 1) * g.nb / parts;
       for (int64_t b0 = pb0; b0 < pb1; b0 += chunk) {
         const int64_t b1 = std::min(pb1, b0 + chunk);
         if (vnni) {
-          chunkVnni(pk, part, b0, b1);
+          chunkVnni(pk, part, b0, b1, corr.data());
         } else {
           chunkScalar(pk, part, b0, b1);
         }
