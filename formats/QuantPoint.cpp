@@ -124,6 +124,28 @@ Encoded QuantPoint::encodeForward(const Tensor& x, Tensor& values, int64_t block
   });
 }
 
+Encoded QuantPoint::runEncode(QuantDirection& dir, const Tensor& x, int64_t blockAxis) {
+  if (dir.format->isIdentity()) {
+    // As run: fp32 counts no conversion.
+    QuantizeArgs args;
+    args.blockAxis = blockAxis;
+    args.pointName = name_;
+    return dir.format->encode(x, args, nullptr);
+  }
+  // The arguments run(dir, x, blockAxis) gives the quantizer.
+  return convert(dir, blockAxis, {}, [&](const QuantizeArgs& args, FormatState* state) {
+    return dir.format->encode(x, args, state);
+  });
+}
+
+Encoded QuantPoint::encodeForward(const Tensor& x, int64_t blockAxis) {
+  return runEncode(fwd_, x, blockAxis);
+}
+
+Encoded QuantPoint::encodeBackward(const Tensor& g, int64_t blockAxis) {
+  return runEncode(bwd_, g, blockAxis);
+}
+
 Tensor QuantPoint::quantizeForward(const Tensor& x, int64_t blockAxis) {
   return run(fwd_, x, blockAxis);
 }

@@ -71,6 +71,13 @@ class QuantPoint : public io::Stateful {
   /// dot-product layers keep the codes of the operands backward reuses (docs/performance.md
   /// "Packed saved activations").
   Encoded encodeForward(const Tensor& x, Tensor& values, int64_t blockAxis = -1);
+  /// As quantizeForward / quantizeBackward, but the codes only (Format::encode): the same
+  /// arguments, stochastic-rounding stream and step, state, statistics and errors, so the point
+  /// advances exactly as the quantize call would, and decode(codes) is bit for bit its result.
+  /// For fp32 the codes are a copy of x and no conversion is counted. The int8 convolution
+  /// takes its HBFP operands this way (1-byte mantissas instead of FP32 values).
+  Encoded encodeForward(const Tensor& x, int64_t blockAxis);
+  Encoded encodeBackward(const Tensor& g, int64_t blockAxis);
 
   /// Clears totalStats of both directions.
   void resetStats();
@@ -93,6 +100,7 @@ class QuantPoint : public io::Stateful {
                const Convert& fn);
   Tensor run(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
              std::span<const int64_t> blockAxes = {});
+  Encoded runEncode(QuantDirection& dir, const Tensor& x, int64_t blockAxis);
   Bf16Quantized runBf16(QuantDirection& dir, const Tensor& x, std::span<const int64_t> blockAxes);
 
   std::string name_;

@@ -22,6 +22,32 @@ constexpr int64_t kInt8MinChannels = 64;
 /// vpdpbusd) ran at 0.25x the bf16 path, 16 channels at 1.2x (mantissa-bench-int8 --conv).
 constexpr int64_t kInt8DirectMinChannels = 16;
 
+/// Points the activation operand of bfpConv2d at an int8 operand: its codes (mantissas, and
+/// exponents [N, 1, C/block, H, W]) or its values. `hold` keeps what it points at alive.
+void setInput(ops::detail::BfpConvInput& in, const Int8Operand& op, Tensor hold[2]) {
+  if (op.hasCodes()) {
+    hold[0] = op.codes.codes.contiguous(), hold[1] = op.codes.exponents.contiguous();
+    in.mantissas = hold[0].data<int8_t>(), in.exponents = hold[1].data<int16_t>();
+  } else {
+    hold[0] = op.f32.contiguous();
+    in.values = hold[0].data<float>();
+  }
+}
+
+/// Points the weight operand of bfpConv2d at an int8 operand (w [1, O, C, k, k]) read from
+/// element offset `at`, with the strides already set for values and mantissas and the exponent
+/// strides in `w`; the exponent pointer starts at offset `eAt`.
+void setWeight(ops::detail::BfpConvWeight& w, const Int8Operand& op, int64_t at, int64_t eAt,
+               Tensor hold[2]) {
+  if (op.hasCodes()) {
+    hold[0] = op.codes.codes.contiguous(), hold[1] = op.codes.exponents.contiguous();
+    w.mantissas = hold[0].data<int8_t>() + at, w.exponents = hold[1].data<int16_t>() + eAt;
+  } else {
+    hold[0] = op.f32.contiguous();
+    w.values = hold[0].data<float>() + at;
+  }
+}
+
 }  // namespace
 
 Conv2d::Conv2d(int64_t inChannels, int64_t outChannels, Size2d kernel, Rng& rng, Conv2dOptions opts)
@@ -88,50 +114,52 @@ Tensor Conv2d::forward(const Tensor& input) {
   const int64_t kh = wShape[2], kw = wShape[3];
   const bool direct = G == 1 && kh == kw && kh % 2 == 1 && o.stride == Size2d(1) &&
                       o.dilation == Size2d(1) && o.padding == Size2d((kh - 1) / 2);
+  // The direct kernel packs the operands' codes (1-byte mantissas; DotProductLayer::Gemms).
+  g.int8Codes = direct;
   if (direct && in_ >= kInt8DirectMinChannels) {
-    g.int8Forward = [=](const Tensor& x, const Tensor& w, const Int8Operands& ob) -> Tensor {
+    g.int8Forward = [=](const Int8Operand& x, const Int8Operand& w,
+                        const Int8Operands& ob) -> Tensor {
       namespace od = ops::detail;
-      Tensor xc = x.contiguous(), wc = w.contiguous();
-      const int64_t C = xShape[1], O = wShape[0], T = kh * kw;
-      Tensor y = Tensor::uninitialized(y5);
-      const od::BfpConvInput in{.values = xc.data<float>(),
-                                .N = n,
-                                .C = C,
-                                .H = xShape[2],
-                                .W = xShape[3],
-                                .bits = ob.bitsA};
-      const od::BfpConvWeight wt{.values = wc.data<float>(),
-                                 .O = O,
-                                 .C = C,
-                                 .k = kh,
-                                 .sO = C * T,
-                                 .sC = T,
-                                 .sT = 1,
-                                 .bits = ob.bitsB};
+      const int64_t C = xShape[1], O = wShape[0], T = kh * kw, CB = (C + ob.block - 1) / ob.block;
+      Tensor y = Tensor::uninitialized(y5), hx[2], hw[2];
+      od::BfpConvInput in{.N = n, .C = C, .H = xShape[2], .W = xShape[3], .bits = ob.bitsA};
+      setInput(in, x, hx);
+      // w [O, C, T] blocked along C per (o, t): exponents [O, CB, T].
+      od::BfpConvWeight wt{.O = O,
+                           .C = C,
+                           .k = kh,
+                           .sO = C * T,
+                           .sC = T,
+                           .sT = 1,
+                           .eO = CB * T,
+                           .eCB = T,
+                           .eT = 1,
+                           .bits = ob.bitsB};
+      setWeight(wt, w, 0, 0, hw);
       return od::bfpConv2d(in, wt, ob.block, y.data<float>()) ? y : Tensor();
     };
   }
   if (direct && out_ >= kInt8DirectMinChannels) {
-    g.int8BackwardData = [=](const Tensor& gy, const Tensor& w, const Int8Operands& ob) -> Tensor {
+    g.int8BackwardData = [=](const Int8Operand& gy, const Int8Operand& w,
+                             const Int8Operands& ob) -> Tensor {
       namespace od = ops::detail;
-      Tensor gc = gy.contiguous(), wc = w.contiguous();
       const int64_t C = xShape[1], O = wShape[0], T = kh * kw;
-      Tensor gx = Tensor::uninitialized(x5);
-      const od::BfpConvInput in{.values = gc.data<float>(),
-                                .N = n,
-                                .C = O,
-                                .H = yShape[2],
-                                .W = yShape[3],
-                                .bits = ob.bitsA};
-      // w'[c, o, t] = w[o, c, T-1-t]: the flipped kernel, blocked along o.
-      const od::BfpConvWeight wt{.values = wc.data<float>() + (T - 1),
-                                 .O = C,
-                                 .C = O,
-                                 .k = kh,
-                                 .sO = T,
-                                 .sC = C * T,
-                                 .sT = -1,
-                                 .bits = ob.bitsB};
+      Tensor gx = Tensor::uninitialized(x5), hg[2], hw[2];
+      od::BfpConvInput in{.N = n, .C = O, .H = yShape[2], .W = yShape[3], .bits = ob.bitsA};
+      setInput(in, gy, hg);
+      // w'[c, o, t] = w[o, c, T-1-t]: the flipped kernel, blocked along o (exponents of w
+      // [OB, C, T]).
+      od::BfpConvWeight wt{.O = C,
+                           .C = O,
+                           .k = kh,
+                           .sO = T,
+                           .sC = C * T,
+                           .sT = -1,
+                           .eO = T,
+                           .eCB = C * T,
+                           .eT = -1,
+                           .bits = ob.bitsB};
+      setWeight(wt, w, T - 1, T - 1, hw);
       return od::bfpConv2d(in, wt, ob.block, gx.data<float>()) ? gx : Tensor();
     };
   }
@@ -144,10 +172,10 @@ Tensor Conv2d::forward(const Tensor& input) {
   // (start value, convert, scale, FMA, after only 4 or 8 vpdpbusd) made the forward slower than
   // the bf16 path (docs/performance.md; ResNet-20 steps 0.86x with the gate at 32, 0.99x at 64).
   if (!direct && in_ / G >= kInt8MinChannels) {
-    g.int8Forward = [=, in = in_, out = out_](const Tensor& x, const Tensor& w,
+    g.int8Forward = [=, in = in_, out = out_](const Int8Operand& x, const Int8Operand& w,
                                               const Int8Operands& ob) -> Tensor {
       namespace od = ops::detail;
-      Tensor xc = x.contiguous(), wc = w.contiguous();
+      Tensor xc = x.values().contiguous(), wc = w.values().contiguous();
       const int64_t H = xShape[2], W = xShape[3], OH = yShape[2], OW = yShape[3];
       const int64_t T = kh * kw, HW = H * W, OHW = OH * OW;
       const int64_t Cg = in / G, Og = out / G, M = n * OHW;

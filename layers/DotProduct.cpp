@@ -220,19 +220,41 @@ std::optional<Int8Operands> int8Pair(const formats::FormatPtr& a, const formats:
   return Int8Operands{oa.block, oa.bits, ob.bits};
 }
 
-/// fn8(a, b) when `int8` holds the operands' description and the kernel accepts them,
-/// otherwise callGemm(fn, a, b) (FP32, or bf16 when converted).
+/// The operand `point` gives an int8 kernel: its codes when `codes` and the blocks run along one
+/// axis, else its quantized values (quantizeAlong). The point advances the same either way.
+Int8Operand int8Operand(formats::QuantPoint& point, bool backward, const Tensor& t,
+                        const std::vector<int64_t>& axes, bool codes) {
+  Int8Operand o;
+  if (codes && axes.size() == 1) {
+    o.codes = backward ? point.encodeBackward(t, axes[0]) : point.encodeForward(t, axes[0]);
+    o.format = backward ? point.backwardFormat() : point.forwardFormat();
+  } else {
+    o.f32 = quantizeAlong(point, backward, t, axes);
+  }
+  return o;
+}
+
+/// fn8(a, b, int8) when the kernel accepts the operands, otherwise fn on their FP32 values (the
+/// int8 operands are never converted to bf16).
+template <class F>
+Tensor callInt8(const Int8Gemm& fn8, const Int8Operands& int8, const F& fn, const Int8Operand& a,
+                const Int8Operand& b) {
+  Tensor out = fn8(a, b, int8);
+  if (out.defined()) {
+    od::countInt8BfpGemm();
+    return out;
+  }
+  od::countInt8BfpInexact();
+  return fn(a.values(), b.values());
+}
+
+/// callInt8 on operands held as FP32 (or bf16) values when `int8` holds the operands'
+/// description, otherwise callGemm(fn, a, b) (FP32, or bf16 when converted).
 template <class F>
 Tensor callGemm(const Int8Gemm& fn8, const std::optional<Int8Operands>& int8,
                 const F& fn, const Operand& a, const Operand& b) {
-  if (int8) {
-    Tensor out = fn8(f32Of(a), f32Of(b), *int8);
-    if (out.defined()) {
-      od::countInt8BfpGemm();
-      return out;
-    }
-    od::countInt8BfpInexact();
-  }
+  if (int8)
+    return callInt8(fn8, *int8, fn, Int8Operand{.f32 = f32Of(a)}, Int8Operand{.f32 = f32Of(b)});
   return callGemm(fn, a, b);
 }
 
@@ -272,11 +294,20 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
   formats::Encoded xCodes, wCodes;
   // Convert x (w) when a GEMM uses it: the forward one, or a backward one that reuses the
   // forward operand (unblocked formats only).
-  Operand xo = forwardOperand(*activation_, xd, g.xForward, packX,
-                              fx && ((fw && !i8Fwd) || (fe && !reblockX && needW)), xCodes);
-  Operand wo = forwardOperand(*weightPoint_, wd, g.wForward, packW,
-                              fw && ((fx && !i8Fwd) || (fe && !reblockW && needX)), wCodes);
-  Tensor y = callGemm(g.int8Forward, i8Fwd, g.forward, xo, wo);
+  // The int8 path's operands are HBFP, so re-blocked for backward (neither kept nor packed).
+  Operand xo, wo;
+  Tensor y;
+  if (i8Fwd) {
+    const Int8Operand x8 = int8Operand(*activation_, false, xd, g.xForward, g.int8Codes);
+    const Int8Operand w8 = int8Operand(*weightPoint_, false, wd, g.wForward, g.int8Codes);
+    y = callInt8(g.int8Forward, *i8Fwd, g.forward, x8, w8);
+  } else {
+    xo = forwardOperand(*activation_, xd, g.xForward, packX,
+                        fx && (fw || (fe && !reblockX && needW)), xCodes);
+    wo = forwardOperand(*weightPoint_, wd, g.wForward, packW,
+                        fw && (fx || (fe && !reblockW && needX)), wCodes);
+    y = callGemm(g.forward, xo, wo);
+  }
   if (bias.defined()) y = addBias(y, bias.detach());
   if (!needBackward) return y;
 
@@ -297,16 +328,22 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
           const Tensor& gy) -> autograd::GradList {
         autograd::GradList grads(3);
         const bool blockedErr = err->backwardFormat()->isBlocked();
-        Operand eData =
-            quantizedOperand(*err, true, gy, g.gyDataGrad,
-                             fe && ((needX && fw && !i8Data) || (needW && fx && !blockedErr)));
-        if (needX) {
-          Operand wData = ws.defined()
-                              ? quantizedOperand(*wp, false, ws, g.wDataGrad, fe && fw && !i8Data)
-                              : restore(wSaved);
-          grads[0] = quantizeAlong(
-              *act, true, callGemm(g.int8BackwardData, i8Data, g.backwardData, eData, wData),
-              g.xForward);
+        // On the int8 path both operands are HBFP (re-blocked: eData is not reused below).
+        Operand eData;
+        if (i8Data) {
+          const Int8Operand e8 = int8Operand(*err, true, gy, g.gyDataGrad, g.int8Codes);
+          const Int8Operand w8 = int8Operand(*wp, false, ws, g.wDataGrad, g.int8Codes);
+          grads[0] = quantizeAlong(*act, true,
+                                   callInt8(g.int8BackwardData, *i8Data, g.backwardData, e8, w8),
+                                   g.xForward);
+        } else {
+          eData = quantizedOperand(*err, true, gy, g.gyDataGrad,
+                                   fe && ((needX && fw) || (needW && fx && !blockedErr)));
+        }
+        if (needX && !i8Data) {
+          Operand wData = ws.defined() ? quantizedOperand(*wp, false, ws, g.wDataGrad, fe && fw)
+                                       : restore(wSaved);
+          grads[0] = quantizeAlong(*act, true, callGemm(g.backwardData, eData, wData), g.xForward);
         }
         if (needW) {
           Operand eWeight =

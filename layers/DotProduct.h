@@ -14,9 +14,24 @@ struct Int8Operands {
   int64_t block;
   int bitsA, bitsB;  // N of the first and second operand
 };
+/// One operand of an int8 block-FP kernel (Int8Gemm) as its quantization point produced it: the
+/// HBFP codes (`codes`: I8 mantissas in the operand's shape, I16 shared exponents, blocks along
+/// codes.blockAxis; QuantPoint::encodeForward / encodeBackward) when the layer's kernels read
+/// codes (Gemms::int8Codes) and the blocks run along one axis, else the quantized FP32 values
+/// (`f32`). values() is the FP32 operand either way, bit for bit (decode(encode(x)) ==
+/// quantize(x)): what a kernel reading FP32 takes and what the FP32 GEMM gets when the int8
+/// kernel declines.
+struct Int8Operand {
+  formats::Encoded codes;
+  formats::FormatPtr format;  // decodes `codes`
+  Tensor f32;
+  bool hasCodes() const { return codes.codes.defined(); }
+  /// f32, or the decoded codes.
+  Tensor values() const { return hasCodes() ? format->decode(codes) : f32; }
+};
 /// An int8 block-FP GEMM kernel: the undefined tensor when it declines (DotProductLayer::Gemms).
 using Int8Gemm =
-    std::function<Tensor(const Tensor& a, const Tensor& b, const Int8Operands& operands)>;
+    std::function<Tensor(const Int8Operand& a, const Int8Operand& b, const Int8Operands& operands)>;
 
 /// Base of the layers whose work is a dot product (Linear, Conv2d, ConvTranspose2d). It owns
 /// the three quantization points of FORMATS.md A.2 and the master format of the weight:
@@ -39,7 +54,8 @@ using Int8Gemm =
 ///
 /// int8 block-FP path (docs/performance.md "int8 block-floating-point path"): when both
 /// operands of a GEMM are HBFP with N <= 8 and the same block size and the layer provides an
-/// int8 kernel for it (Linear: all three GEMMs; Conv2d: forward), the GEMM runs on the integer
+/// int8 kernel for it (Linear: all three GEMMs; Conv2d: forward and backward-data, and
+/// backward-weights where the layer wires it), the GEMM runs on the integer
 /// mantissas with per-block exponents (AVX-512 VNNI): the emulation's result up to summation
 /// order. It takes precedence over the bf16 path; setInt8BfpEnabled turns it on.
 class DotProductLayer : public Module {
@@ -66,11 +82,19 @@ class DotProductLayer : public Module {
     std::function<Tensor(const Tensor& x, const Tensor& w)> forward;
     std::function<Tensor(const Tensor& gy, const Tensor& w)> backwardData;
     std::function<Tensor(const Tensor& x, const Tensor& gy)> backwardWeights;
-    /// int8 block-FP kernels (ops::detail::bfpGemm) of the same GEMMs, given the same quantized
-    /// FP32 operands when both are HBFP with N <= 8 and equal blocks (Int8Operands); they return
-    /// an undefined tensor when the kernel declines (a block product would not be exact), and
-    /// the FP32 kernel above runs instead. Empty: the layer has none for that GEMM.
+    /// int8 block-FP kernels (ops::detail::bfpGemm, bfpConv2d) of the same GEMMs, given the
+    /// same quantized operands (Int8Operand) when both are HBFP with N <= 8 and equal blocks
+    /// (Int8Operands); they return an undefined tensor when the kernel declines (a block product
+    /// would not be exact), and the FP32 kernel above runs instead on values(). Empty: the layer
+    /// has none for that GEMM.
     Int8Gemm int8Forward, int8BackwardData, int8BackwardWeights;
+    /// Whether int8Forward and int8BackwardData read the operands' codes (Conv2d's direct
+    /// convolution packs the 1-byte mantissas). Otherwise they get FP32 values: bfpGemm
+    /// (Linear, the strided convolutions) recovers the integers from FP32 through BfpSource,
+    /// which has no code input, so codes would only add a decoding pass there.
+    /// int8BackwardWeights always gets values: a convolution's weight-gradient blocks run along
+    /// several axes (N, H, W), which HBFP's encoding (one block axis) does not produce.
+    bool int8Codes = false;
     std::string opName;
   };
   /// Runs forward with quantized operands and records the quantized backward. The bias (if

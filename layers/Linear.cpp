@@ -40,7 +40,8 @@ Tensor Linear::forward(const Tensor& input) {
     return linearBackwardWeights(a, gy, false).weight;
   };
   // int8 block-FP kernels (DotProductLayer::Gemms): A [M, K] and B [N, K] read in place, with
-  // K the GEMM's reduction axis (the axis the HBFP blocks of both operands run along).
+  // K the GEMM's reduction axis (the axis the HBFP blocks of both operands run along). They take
+  // the FP32 values (Gemms::int8Codes false: bfpGemm recovers the integers from them).
   namespace od = ops::detail;
   // C [M, N] = A Bᵀ; A row m, k at a[m * am + k * ak]; B row n, k at b[n * bn + k * bk].
   auto int8 = [](const Tensor& a, int64_t am, int64_t ak, int bitsA, const Tensor& b, int64_t bn,
@@ -53,20 +54,21 @@ Tensor Linear::forward(const Tensor& input) {
     return od::bfpGemm(A, B, block, c.data<float>(), N, od::bestBfpIsa()) ? c : Tensor();
   };
   // forward: y [N, out] = x [N, in] · w [out, in]ᵀ, K = in.
-  g.int8Forward = [int8](const Tensor& x, const Tensor& w, const Int8Operands& o) {
-    Tensor xc = x.contiguous(), wc = w.contiguous();
+  g.int8Forward = [int8](const Int8Operand& x, const Int8Operand& w, const Int8Operands& o) {
+    Tensor xc = x.values().contiguous(), wc = w.values().contiguous();
     const int64_t n = xc.size(0), in = xc.size(1), out = wc.size(0);
     return int8(xc, in, 1, o.bitsA, wc, in, 1, o.bitsB, n, out, in, o.block);
   };
   // backward-data: gx [N, in] = gy [N, out] · w [out, in], K = out (w read down its columns).
-  g.int8BackwardData = [int8](const Tensor& gy, const Tensor& w, const Int8Operands& o) {
-    Tensor gc = gy.contiguous(), wc = w.contiguous();
+  g.int8BackwardData = [int8](const Int8Operand& gy, const Int8Operand& w, const Int8Operands& o) {
+    Tensor gc = gy.values().contiguous(), wc = w.values().contiguous();
     const int64_t n = gc.size(0), out = gc.size(1), in = wc.size(1);
     return int8(gc, out, 1, o.bitsA, wc, 1, in, o.bitsB, n, in, out, o.block);
   };
   // backward-weights: gw [out, in] = gy [N, out]ᵀ · x [N, in], K = N (both read down columns).
-  g.int8BackwardWeights = [int8](const Tensor& x, const Tensor& gy, const Int8Operands& o) {
-    Tensor xc = x.contiguous(), gc = gy.contiguous();
+  g.int8BackwardWeights = [int8](const Int8Operand& x, const Int8Operand& gy,
+                                 const Int8Operands& o) {
+    Tensor xc = x.values().contiguous(), gc = gy.values().contiguous();
     const int64_t n = xc.size(0), in = xc.size(1), out = gc.size(1);
     return int8(gc, 1, out, o.bitsB, xc, 1, in, o.bitsA, out, in, n, o.block);
   };

@@ -88,7 +88,9 @@ void padRow(const Conv& c, int64_t r, bool whole) {
   std::fill(erow + right * c.CB, erow + c.Wp * c.CB, 0);
 }
 
-/// Packs input row h of image n with plain loops (blockMantissas per pixel and block).
+/// Packs input row h of image n with plain loops (from the codes, or blockMantissas per pixel
+/// and block). A block's ulp exponent is e - (N-1) of its shared exponent e, or none (INT32_MIN)
+/// when all its mantissas are zero: what the recovery from the values gives (BfpSource).
 void packRowScalar(const Conv& c, const BfpConvInput& in, int64_t block, int64_t n, int64_t h,
                    ExpRange& range, bool& onGrid) {
   const int64_t HW = c.H * c.W, r = (n - c.img0) * c.Hp + h + c.pad;
@@ -99,10 +101,20 @@ void packRowScalar(const Conv& c, const BfpConvInput& in, int64_t block, int64_t
     int32_t* pe = c.xe + (r * c.Wp + c.pad + w) * c.CB;
     for (int64_t cb = 0; cb < c.CB; ++cb) {
       const int64_t len = std::min(block, c.C - cb * block);
-      const float* src = in.values + (n * c.C + cb * block) * HW + h * c.W + w;
-      for (int64_t k = 0; k < len; ++k) buf[k] = src[k * HW];
-      int32_t sum = 0;
-      const int32_t sa = blockMantissas(buf.data(), len, in.bits, m.data(), sum, onGrid);
+      const int64_t at = (n * c.C + cb * block) * HW + h * c.W + w;
+      int32_t sa;
+      if (in.mantissas) {
+        bool any = false;
+        for (int64_t k = 0; k < len; ++k) {
+          m[k] = in.mantissas[at + k * HW];
+          any |= m[k] != 0;
+        }
+        sa = any ? in.exponents[((n * c.CB + cb) * c.H + h) * c.W + w] - (in.bits - 1) : INT32_MIN;
+      } else {
+        for (int64_t k = 0; k < len; ++k) buf[k] = in.values[at + k * HW];
+        int32_t sum = 0;
+        sa = blockMantissas(buf.data(), len, in.bits, m.data(), sum, onGrid);
+      }
       for (int64_t k = 0; k < c.P; ++k) {
         px[cb * c.P + k] = k < len ? static_cast<uint8_t>(m[k] ^ 0x80) : uint8_t{128};
       }
@@ -114,6 +126,28 @@ void packRowScalar(const Conv& c, const BfpConvInput& in, int64_t block, int64_t
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl")
+
+/// laneTileAvx512 from codes: the mantissas of 16 pixels (lane l, channel k at m[l + k·HW]),
+/// lanes >= nLanes empty, to tile[k·16 + lane] (zero for len <= k < P), and their ulp exponents
+/// (shared exponents e[l] - (bits-1); INT32_MIN where all mantissas are zero) to sa.
+void codeTileAvx512(const int8_t* m, const int16_t* e, int64_t HW, int64_t len, int64_t P,
+                    int nLanes, int bits, int8_t* tile, int32_t* sa) {
+  const __mmask16 lanes = static_cast<__mmask16>(nLanes >= 16 ? 0xffff : (1u << nLanes) - 1u);
+  __m128i any = _mm_setzero_si128();
+  for (int64_t k = 0; k < len; ++k) {
+    const __m128i v = nLanes >= 16 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(m + k * HW))
+                                   : _mm_maskz_loadu_epi8(lanes, m + k * HW);
+    any = _mm_or_si128(any, v);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(tile + k * 16), v);
+  }
+  for (int64_t k = len; k < P; ++k) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(tile + k * 16), _mm_setzero_si128());
+  }
+  const __mmask16 live = _mm_test_epi8_mask(any, any);
+  const __m512i ev = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(lanes, e));
+  _mm512_storeu_si512(sa, _mm512_mask_sub_epi32(_mm512_set1_epi32(INT32_MIN), live, ev,
+                                                _mm512_set1_epi32(bits - 1)));
+}
 
 /// Packs image n with AVX-512: 16 pixels of the H·W plane at a time (laneTileAvx512 reads them
 /// at unit stride, all lanes used whatever W is), the mantissas of 4 channels combined into one
@@ -130,14 +164,21 @@ void packImageAvx512(const Conv& c, const BfpConvInput& in, int64_t block, int64
     const int nl = static_cast<int>(std::min<int64_t>(16, HW - p0));
     for (int64_t cb = 0; cb < c.CB; ++cb) {
       const int64_t len = std::min(block, c.C - cb * block);
-      const float* src = in.values + (n * c.C + cb * block) * HW + p0;
-      // Each call reads one cache line of `len` planes; without prefetching 4 calls ahead the
-      // first loads stalled on L3 (75% of the packing time of the 16-channel layer).
-      if (p0 + kPrefetch < HW) {
-        for (int64_t k = 0; k < len; ++k)
-          _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetch + k * HW), _MM_HINT_T0);
+      const int64_t at0 = (n * c.C + cb * block) * HW + p0;
+      if (in.mantissas) {
+        // One byte a value (a 64-byte line holds 64 pixels of a plane, against 16 floats).
+        codeTileAvx512(in.mantissas + at0, in.exponents + (n * c.CB + cb) * HW + p0, HW, len, c.P,
+                       nl, in.bits, tile, sa);
+      } else {
+        const float* src = in.values + at0;
+        // Each call reads one cache line of `len` planes; without prefetching 4 calls ahead the
+        // first loads stalled on L3 (75% of the packing time of the 16-channel layer).
+        if (p0 + kPrefetch < HW) {
+          for (int64_t k = 0; k < len; ++k)
+            _mm_prefetch(reinterpret_cast<const char*>(src + kPrefetch + k * HW), _MM_HINT_T0);
+        }
+        laneTileAvx512(src, HW, len, c.P, nl, in.bits, tile, sums, sa, onGrid);
       }
-      laneTileAvx512(src, HW, len, c.P, nl, in.bits, tile, sums, sa, onGrid);
       for (int64_t q0 = 0; q0 < c.Q; q0 += 4) {
         __m512i v[4];
         for (int j = 0; j < 4; ++j) {
@@ -199,7 +240,8 @@ void packImageAvx512(const Conv& c, const BfpConvInput& in, int64_t block, int64
 
 #pragma GCC pop_options
 
-/// Packs the weight (all of it: it is small) and records the range of its exponents.
+/// Packs the weight (all of it: it is small; from its codes or its values) and records the range
+/// of its exponents.
 void packWeight(const Conv& c, const BfpConvWeight& wt, int64_t block, bool avx, ExpRange& range,
                 bool& onGrid) {
   const auto convert = avx ? blockMantissasAvx512 : blockMantissas;
@@ -215,7 +257,16 @@ void packWeight(const Conv& c, const BfpConvWeight& wt, int64_t block, bool avx,
           const int64_t len = std::min(block, c.C - cb * block), tb = t * c.CB + cb;
           int32_t sum = 0, sb = INT32_MIN;
           std::fill(m.begin(), m.end(), int8_t{0});
-          if (o < c.O) {
+          if (o < c.O && wt.mantissas) {
+            const int8_t* src = wt.mantissas + o * wt.sO + cb * block * wt.sC + t * wt.sT;
+            bool any = false;
+            for (int64_t k = 0; k < len; ++k) {
+              m[k] = src[k * wt.sC];
+              sum += m[k];
+              any |= m[k] != 0;
+            }
+            if (any) sb = wt.exponents[o * wt.eO + cb * wt.eCB + t * wt.eT] - (wt.bits - 1);
+          } else if (o < c.O) {
             const float* src = wt.values + o * wt.sO + cb * block * wt.sC + t * wt.sT;
             for (int64_t k = 0; k < len; ++k) buf[k] = src[k * wt.sC];
             sb = convert(buf.data(), len, wt.bits, m.data(), sum, ok);
@@ -440,6 +491,9 @@ bool bfpConv2d(const BfpConvInput& x, const BfpConvWeight& wt, int64_t block, fl
   MANTISSA_CHECK(x.C == wt.C && wt.k % 2 == 1 && block >= 1 && x.C >= 1 && wt.O >= 1,
                  "bfpConv2d: input channels ", x.C, " vs ", wt.C, ", kernel ", wt.k,
                  " (odd), block ", block);
+  MANTISSA_CHECK((x.values != nullptr) != (x.mantissas != nullptr && x.exponents != nullptr) &&
+                     (wt.values != nullptr) != (wt.mantissas != nullptr && wt.exponents != nullptr),
+                 "bfpConv2d: each operand needs either values or mantissas and exponents");
   MANTISSA_CHECK(x.bits >= 2 && x.bits <= 8 && wt.bits >= 2 && wt.bits <= 8,
                  "bfpConv2d: mantissa widths ", x.bits, ", ", wt.bits, " outside [2, 8]");
   const bool vnni = isa == BfpIsa::Vnni;
