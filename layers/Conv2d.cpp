@@ -1,10 +1,12 @@
 #include "layers/Conv2d.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/ops/Elementwise.h"
 #include "core/ops/Reduce.h"
 #include "core/ops/detail/BfpConv.h"
+#include "core/ops/detail/BfpConvWeights.h"
 #include "core/ops/detail/BfpGemm.h"
 #include "core/parallel/ParallelFor.h"
 
@@ -161,6 +163,28 @@ Tensor Conv2d::forward(const Tensor& input) {
                            .bits = ob.bitsB};
       setWeight(wt, w, T - 1, T - 1, hw);
       return od::bfpConv2d(in, wt, ob.block, gx.data<float>()) ? gx : Tensor();
+    };
+  }
+  // Backward-weights of the same geometry: ops::detail::bfpConv2dBackwardWeights, whose x and gy
+  // are blocked along (N, H, W) per channel (FP32 values: HBFP's encoding has one block axis).
+  // Not for the first conv of ResNet-20 (1 input channel: 8-channel register tiles, 7/8 padding).
+  if (direct && std::min(in_, out_) >= kInt8DirectMinChannels) {
+    g.int8BackwardWeights = [=](const Int8Operand& x, const Int8Operand& gy,
+                                const Int8Operands& ob) -> Tensor {
+      namespace od = ops::detail;
+      Tensor xv = x.values().contiguous(), gv = gy.values().contiguous();
+      Tensor dw = Tensor::uninitialized(w5);
+      const od::BfpWeightGradArgs a{.x = xv.data<float>(),
+                                    .gy = gv.data<float>(),
+                                    .N = n,
+                                    .C = xShape[1],
+                                    .O = wShape[0],
+                                    .H = xShape[2],
+                                    .W = xShape[3],
+                                    .k = kh,
+                                    .bitsX = ob.bitsA,
+                                    .bitsGy = ob.bitsB};
+      return od::bfpConv2dBackwardWeights(a, ob.block, dw.data<float>()) ? dw : Tensor();
     };
   }
   // Other geometries, forward only: an implicit GEMM per group, rows = output

@@ -75,6 +75,32 @@ Tensor operand(Rng& rng, int64_t N, int64_t C, int64_t H, int64_t W, bool zeros)
   return Tensor::fromVector(v, {N, C, H, W});
 }
 
+/// Sets the process-wide switch for one scope and clears the counters.
+class PathSwitch {
+ public:
+  explicit PathSwitch(bool on) : saved_(int8BfpEnabled()) {
+    setInt8BfpEnabled(on);
+    resetInt8BfpStats();
+  }
+  ~PathSwitch() { setInt8BfpEnabled(saved_); }
+
+ private:
+  bool saved_;
+};
+
+/// The weight gradient of one forward + backward of `conv` with output gradient g, and the
+/// int8 path's counters.
+std::vector<float> weightGrad(nn::Conv2d& conv, const Tensor& x, const Tensor& g, bool on,
+                              Int8BfpStats& stats) {
+  PathSwitch sw(on);
+  conv.zeroGrad();
+  Tensor xx = x.detach().clone();
+  xx.requiresGrad();
+  conv.forward(xx).backward({.grad = g});
+  stats = int8BfpStats();
+  return conv.weight().grad().toVector();
+}
+
 std::vector<od::BfpIsa> isas() {
   std::vector<od::BfpIsa> v{od::BfpIsa::Scalar};
   if (cpuFeatures().avx512Vnni) v.push_back(od::BfpIsa::Vnni);
@@ -179,4 +205,47 @@ TEST_CASE("Int8Bfp weights kernel: declines when a block product is not an FP32 
   const od::BfpWeightGradArgs b{
       .x = raw.data(), .gy = gn.data(), .N = N, .C = C, .O = O, .H = H, .W = W, .k = 3};
   CHECK_FALSE(od::bfpConv2dBackwardWeights(b, 64, dw.data()));
+}
+
+TEST_CASE("Int8Bfp weights: Conv2d's weight gradient on the int8 path equals the emulation") {
+  struct Case {
+    int64_t n, cin, cout, h, w;
+  };
+  const Case cases[] = {{3, 16, 16, 7, 9}, {1, 32, 96, 5, 6}};
+  for (const Case& c : cases) {
+    for (int bits : {8, 4}) {
+      CAPTURE(c.cin);
+      CAPTURE(c.cout);
+      CAPTURE(bits);
+      Rng rng(43);
+      nn::Conv2d conv(c.cin, c.cout, 3, rng, nn::Conv2dOptions{.padding = 1, .bias = false});
+      formats::FormatPolicy p = formats::FormatPolicy::fp32();
+      p.weight = p.activation = p.error = formats::parse("hbfp" + std::to_string(bits));
+      conv.setPolicy(p);
+      Tensor x = Tensor::randn({c.n, c.cin, c.h, c.w}, rng);
+      Tensor g = Tensor::randn({c.n, c.cout, c.h, c.w}, rng);
+      Int8BfpStats off, on;
+      const std::vector<float> gwOff = weightGrad(conv, x, g, false, off);
+      const std::vector<float> gwOn = weightGrad(conv, x, g, true, on);
+      CHECK(off.int8 == 0);
+      CHECK(on.inexact == 0);
+      // Forward, backward-data and backward-weights on the int8 kernels (with VNNI or without).
+      CHECK(on.int8 == 3);
+      const std::vector<float> xq = testing::hbfpReference(x, {0, 2, 3}, bits).toVector();
+      const std::vector<float> gq = testing::hbfpReference(g, {0, 2, 3}, bits).toVector();
+      const Ref ref = referenceWeightGrad(xq, gq, c.n, c.cin, c.cout, c.h, c.w, 3);
+      CHECK(worstRatio(gwOn, ref, c.n * c.h * c.w) <= 1.0);
+      CHECK(worstRatio(gwOff, ref, c.n * c.h * c.w) <= 1.0);
+    }
+  }
+  // Fewer than 16 input channels (ResNet-20's first conv): backward-weights keeps its path.
+  Rng rng(47);
+  nn::Conv2d conv(3, 16, 3, rng, nn::Conv2dOptions{.padding = 1, .bias = false});
+  formats::FormatPolicy p = formats::FormatPolicy::fp32();
+  p.weight = p.activation = p.error = formats::parse("hbfp8");
+  conv.setPolicy(p);
+  Tensor x = Tensor::randn({2, 3, 6, 5}, rng), g = Tensor::randn({2, 16, 6, 5}, rng);
+  Int8BfpStats off, on;
+  CHECK(weightGrad(conv, x, g, true, on) == weightGrad(conv, x, g, false, off));
+  CHECK(on.int8 == 1);  // backward-data only (16 output channels)
 }
