@@ -9,7 +9,8 @@
 //   5. Convolutions (--conv): the int8 direct convolution (ops::detail::bfpConv2d, packing
 //      included) against the bf16 path's oneDNN convolution on the same hbfp8 operands (its
 //      toBf16Exact conversions timed apart), forward and backward-data, per ResNet-20 3x3 layer
-//      shape, 1 and 2 threads.
+//      shape, 1 and 2 threads; and the kernel on the operands' codes (what Conv2d passes) with
+//      what produces each route's operands (quantize to FP32 values, encode to codes) timed apart.
 //   4. Ceiling (--ceiling): register-only loops of the instructions themselves, one thread:
 //      FP32 FMA, bf16 dot products (vdpbf16ps) and int8 block dot products (vpdpbusd) followed,
 //      every B values, by the per-block epilogue an exact block-FP GEMM needs (convert the int32
@@ -281,7 +282,8 @@ void convBench(int rounds, int64_t batch, const std::vector<int>& threadCounts,
   auto hbfp8 = formats::parse("hbfp8");
   std::printf(
       "layer,pass,batch,threads,bf16_conv_ms,bf16_convert_ms,int8_ms,"
-      "int8_vs_bf16_conv,int8_vs_bf16_with_convert\n");
+      "int8_vs_bf16_conv,int8_vs_bf16_with_convert,int8_codes_ms,quantize_ms,encode_ms,"
+      "codes_vs_values_with_operands\n");
   const int saved = numThreads();
   for (int threads : threadCounts) {
     setNumThreads(threads);
@@ -315,20 +317,73 @@ void convBench(int rounds, int64_t batch, const std::vector<int>& threadCounts,
                                   .sO = T,
                                   .sC = C * T,
                                   .sT = -1};
+      // The codes route (what Conv2d passes): the operands as HBFP codes, packed from 1-byte
+      // mantissas; and what produces each route's operands from the FP32 tensors (quantize for
+      // the values, encode for the codes).
+      auto e = [&](const Tensor& t, int64_t axis) {
+        formats::QuantizeArgs args;
+        args.blockAxis = axis;
+        return hbfp8->encode(t, args);
+      };
+      Tensor xRaw = Tensor::randn(xs, rng), gRaw = Tensor::randn(ys, rng);
+      const formats::Encoded xe = e(x, 1), ge = e(gy, 1), wfe = e(wF, 1), wde = e(wD, 0);
+      const int64_t CB = (C + 63) / 64;
+      const od::BfpConvInput inFc{.mantissas = xe.codes.data<int8_t>(),
+                                  .exponents = xe.exponents.data<int16_t>(),
+                                  .N = batch,
+                                  .C = C,
+                                  .H = H,
+                                  .W = H};
+      const od::BfpConvWeight wtFc{.mantissas = wfe.codes.data<int8_t>(),
+                                   .exponents = wfe.exponents.data<int16_t>(),
+                                   .O = O,
+                                   .C = C,
+                                   .k = 3,
+                                   .sO = C * T,
+                                   .sC = T,
+                                   .sT = 1,
+                                   .eO = CB * T,
+                                   .eCB = T,
+                                   .eT = 1};
+      const od::BfpConvInput inDc{.mantissas = ge.codes.data<int8_t>(),
+                                  .exponents = ge.exponents.data<int16_t>(),
+                                  .N = batch,
+                                  .C = O,
+                                  .H = H,
+                                  .W = H};
+      const od::BfpConvWeight wtDc{.mantissas = wde.codes.data<int8_t>() + (T - 1),
+                                   .exponents = wde.exponents.data<int16_t>() + (T - 1),
+                                   .O = C,
+                                   .C = O,
+                                   .k = 3,
+                                   .sO = T,
+                                   .sC = C * T,
+                                   .sT = -1,
+                                   .eO = T,
+                                   .eCB = C * T,
+                                   .eT = -1};
       bool exact = true;
-      auto t = interleaved({[&] { (void)conv2dForward(xb.bits, wfb.bits, Tensor(), opts); },
-                            [&] { (void)od::toBf16Exact(x), (void)od::toBf16Exact(wF); },
-                            [&] { exact &= od::bfpConv2d(inF, wtF, 64, y.data<float>()); },
-                            [&] { (void)conv2dBackwardData(gb.bits, wdb.bits, xs, opts); },
-                            [&] { (void)od::toBf16Exact(gy), (void)od::toBf16Exact(wD); },
-                            [&] { exact &= od::bfpConv2d(inD, wtD, 64, gx.data<float>()); }},
-                           rounds);
+      auto t = interleaved(
+          {[&] { (void)conv2dForward(xb.bits, wfb.bits, Tensor(), opts); },
+           [&] { (void)od::toBf16Exact(x), (void)od::toBf16Exact(wF); },
+           [&] { exact &= od::bfpConv2d(inF, wtF, 64, y.data<float>()); },
+           [&] { exact &= od::bfpConv2d(inFc, wtFc, 64, y.data<float>()); },
+           [&] { (void)q(xRaw, 1), (void)q(wRaw, 1); }, [&] { (void)e(xRaw, 1), (void)e(wRaw, 1); },
+           [&] { (void)conv2dBackwardData(gb.bits, wdb.bits, xs, opts); },
+           [&] { (void)od::toBf16Exact(gy), (void)od::toBf16Exact(wD); },
+           [&] { exact &= od::bfpConv2d(inD, wtD, 64, gx.data<float>()); },
+           [&] { exact &= od::bfpConv2d(inDc, wtDc, 64, gx.data<float>()); },
+           [&] { (void)q(gRaw, 1), (void)q(wRaw, 0); },
+           [&] { (void)e(gRaw, 1), (void)e(wRaw, 0); }},
+          rounds);
       MANTISSA_CHECK(exact, "convBench: the int8 convolution declined");
       for (int pass = 0; pass < 2; ++pass) {
-        const double conv = t[3 * pass], cvt = t[3 * pass + 1], i8 = t[3 * pass + 2];
-        std::printf("%s,%s,%lld,%d,%.3f,%.3f,%.3f,%.2f,%.2f\n", it.name,
+        const double* v = t.data() + 6 * pass;
+        const double conv = v[0], cvt = v[1], i8 = v[2], i8c = v[3], qt = v[4], et = v[5];
+        std::printf("%s,%s,%lld,%d,%.3f,%.3f,%.3f,%.2f,%.2f,%.3f,%.3f,%.3f,%.2f\n", it.name,
                     pass == 0 ? "forward" : "backward-data", static_cast<long long>(batch), threads,
-                    1e3 * conv, 1e3 * cvt, 1e3 * i8, conv / i8, (conv + cvt) / i8);
+                    1e3 * conv, 1e3 * cvt, 1e3 * i8, conv / i8, (conv + cvt) / i8, 1e3 * i8c,
+                    1e3 * qt, 1e3 * et, (qt + i8) / (et + i8c));
       }
     }
   }

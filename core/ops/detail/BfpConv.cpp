@@ -27,6 +27,9 @@ namespace {
 /// Values ahead of the current 16 pixels that the activation packing prefetches.
 constexpr int64_t kPrefetch = 64;
 
+/// Cache lines ahead of the current 16 pixels that the packing of codes prefetches.
+constexpr int64_t kPrefetchLines = 2;
+
 /// Largest scale table (floats): 16 MiB.
 constexpr int64_t kMaxTableFloats = int64_t{1} << 22;
 
@@ -166,7 +169,19 @@ void packImageAvx512(const Conv& c, const BfpConvInput& in, int64_t block, int64
       const int64_t len = std::min(block, c.C - cb * block);
       const int64_t at0 = (n * c.C + cb * block) * HW + p0;
       if (in.mantissas) {
-        // One byte a value (a 64-byte line holds 64 pixels of a plane, against 16 floats).
+        // One byte a value (a 64-byte line holds 64 pixels of a plane, against 16 floats): one
+        // prefetch per line, kPrefetch lines ahead (as for the values, the first loads of each
+        // plane would otherwise stall).
+        if (p0 % 64 == 0 && p0 + 64 * kPrefetchLines < HW) {
+          const int8_t* ahead = in.mantissas + at0 + 64 * kPrefetchLines;
+          for (int64_t k = 0; k < len; ++k)
+            _mm_prefetch(reinterpret_cast<const char*>(ahead + k * HW), _MM_HINT_T0);
+        }
+        if (p0 % 32 == 0 && p0 + 32 * kPrefetchLines < HW) {
+          _mm_prefetch(reinterpret_cast<const char*>(in.exponents + (n * c.CB + cb) * HW + p0 +
+                                                     32 * kPrefetchLines),
+                       _MM_HINT_T0);
+        }
         codeTileAvx512(in.mantissas + at0, in.exponents + (n * c.CB + cb) * HW + p0, HW, len, c.P,
                        nl, in.bits, tile, sa);
       } else {
