@@ -235,13 +235,20 @@ void packImageAvx512(const Conv& c, const BfpConvInput& in, int64_t block, int64
           store(12 + j, _mm512_extracti32x4_epi32(w[j], 3));
         }
       }
-      for (int l = 0; l < nl; ++l) c.xe[(base + at[p0 + l]) * c.CB + cb] = tableOffset(c, sa[l]);
       // The exponent range in registers (through `range` in memory it was a store-to-load
       // chain: a quarter of the packing time).
       const __m512i e = _mm512_loadu_si512(sa);
       const __mmask16 live = _mm512_mask_cmpneq_epi32_mask(
           static_cast<__mmask16>(nl == 16 ? 0xffffu : (1u << nl) - 1u), e,
           _mm512_set1_epi32(INT32_MIN));
+      // tableOffset of the 16 lanes at once (row 0 for no exponent or one outside the table).
+      const __m512i rel = _mm512_sub_epi32(e, _mm512_set1_epi32(c.saLo));
+      const __mmask16 inTable =
+          live & _mm512_cmplt_epu32_mask(rel, _mm512_set1_epi32(static_cast<int32_t>(c.E)));
+      alignas(64) int32_t offs[16];
+      _mm512_store_si512(offs, _mm512_maskz_mullo_epi32(
+                                   inTable, rel, _mm512_set1_epi32(static_cast<int32_t>(c.Opad))));
+      for (int l = 0; l < nl; ++l) c.xe[(base + at[p0 + l]) * c.CB + cb] = offs[l];
       lo = _mm512_mask_min_epi32(lo, live, lo, e);
       hi = _mm512_mask_max_epi32(hi, live, hi, e);
     }
