@@ -177,30 +177,25 @@ void chunkVnni(const Packed& pk, int64_t part, int64_t b0, int64_t b1, int32_t* 
       const Sub* subs = pk.subs[t].data();
       const uint8_t* vm = pk.valid[t].data();
       const int32_t s0 = pk.first[t][b0], s1 = pk.first[t][b1];
-      // gy of the group's positions whose tap reads inside the image and that lie in the
-      // sub-block (`edge`); the others are zeros (x there is another pixel's or the margin's).
-      auto load = [&](int64_t gi, uint64_t edge) {
-        return _mm512_maskz_loadu_epi8(vm[gi] * kNibbles & edge, gl + gi * 64);
-      };
-      // Runs step(q4, gy) over the groups of sub-block sb, edges masked.
-      auto groups = [&](const Sub& sb, auto&& step) {
-        const int64_t g0 = sb.qa >> 2, g1 = (sb.qb + 3) >> 2;
-        const uint64_t m0 = groupMask(sb.qa - 4 * g0, 4), m1 = groupMask(0, sb.qb - 4 * (g1 - 1));
-        if (g1 - g0 == 1) {
-          step(4 * g0, load(g0, m0 & m1));
-          return;
-        }
-        step(4 * g0, load(g0, m0));
-#pragma GCC unroll 1
-        for (int64_t gi = g0 + 1; gi < g1 - 1; ++gi) step(4 * gi, load(gi, ~uint64_t{0}));
-        step(4 * (g1 - 1), load(g1 - 1, m1));
+      // The mask of group gi of sub-block sb: the positions whose tap reads inside the image
+      // and that lie in the sub-block; gy is zero elsewhere (x there is another pixel's or the
+      // margin's).
+      auto mask = [&](const Sub& sb, int64_t gi) -> __mmask64 {
+        uint64_t m = vm[gi] * kNibbles;
+        if (gi == sb.qa >> 2) m &= groupMask(sb.qa & 3, 4);
+        if (gi == (sb.qb - 1) >> 2) m &= groupMask(0, sb.qb - 4 * gi);
+        return m;
       };
       // x is stored as u8 m + 128: each accumulator starts at -128 · Σ gy of its sub-block,
       // computed once per tap for all input-channel tiles.
 #pragma GCC unroll 1
       for (int32_t s = s0; s < s1; ++s) {
+        const Sub sb = subs[s];
         __m512i sg = _mm512_setzero_si512();
-        groups(subs[s], [&](int64_t, __m512i gv) { sg = _mm512_dpbusd_epi32(sg, ones, gv); });
+#pragma GCC unroll 1
+        for (int64_t gi = sb.qa >> 2; gi < (sb.qb + 3) >> 2; ++gi) {
+          sg = _mm512_dpbusd_epi32(sg, ones, _mm512_maskz_loadu_epi8(mask(sb, gi), gl + gi * 64));
+        }
         _mm512_storeu_si512(corr + (s - s0) * 16,
                             _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sg, 7)));
       }
@@ -218,18 +213,22 @@ void chunkVnni(const Packed& pk, int64_t part, int64_t b0, int64_t b1, int32_t* 
           const __m512i start = _mm512_loadu_si512(corr + (s - s0) * 16);
 #pragma GCC unroll 8
           for (int c = 0; c < kCT; ++c) S[c] = start;
-          groups(sb, [&](int64_t q4, __m512i gv) {
+            // One loop with the edges in the mask (peeling them made GCC keep more registers live
+            // and spill: 1.3x slower).
+#pragma GCC unroll 1
+          for (int64_t gi = sb.qa >> 2; gi < (sb.qb + 3) >> 2; ++gi) {
+            const __m512i gv = _mm512_maskz_loadu_epi8(mask(sb, gi), gl + gi * 64);
 #pragma GCC unroll 8
             for (int c = 0; c < kCT; ++c) {
+              // Broadcast and vpdpbusd in inline assembly: with the intrinsic GCC gave the
+              // accumulators two registers each and copied them every group (+16 moves per 8
+              // vpdpbusd); "+v" keeps each in one.
               __m512i xb;
-              // Inline assembly so that GCC neither hoists nor spills the broadcast
-              // (docs/spikes/int8_conv_forward.cpp).
-              asm("vpbroadcastd %[x], %[b]"
-                  : [b] "=v"(xb)
-                  : [x] "m"(*reinterpret_cast<const int32_t*>(xc[c] + q4)));
-              S[c] = _mm512_dpbusd_epi32(S[c], xb, gv);
+              asm("vpbroadcastd %[x], %[b]\n\tvpdpbusd %[g], %[b], %[s]"
+                  : [s] "+v"(S[c]), [b] "=&v"(xb)
+                  : [x] "m"(*reinterpret_cast<const int32_t*>(xc[c] + 4 * gi)), [g] "v"(gv));
             }
-          });
+          }
           // The scale 2^(sg + sx) built from the exponent fields (checked to give a normal
           // power of two).
           const __m512i gev = _mm512_loadu_si512(ge + sb.b * 16);
@@ -288,7 +287,9 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
   g.pad = (a.k - 1) / 2, g.T = T, g.L = a.N * a.H * a.W, g.B = block;
   g.nb = (g.L + block - 1) / block;
   g.M = (g.pad * g.W + g.pad + 4 + 63) / 64 * 64;  // every tap's reads, groups rounded to 4
-  g.S = (g.L + 2 * g.M + 63) / 64 * 64;
+  // Planes 4 KiB + 9 lines apart modulo 4 KiB: the 8 planes of a tile and the gy lanes the
+  // kernel streams through at once fall in different L1 sets.
+  g.S = (g.L + 2 * g.M + 4095) / 4096 * 4096 + 576;
   g.G = (g.L + 3) / 4;
   g.Cpad = (g.C + kCT - 1) / kCT * kCT, g.Opad = (g.O + 15) / 16 * 16, g.OT = g.Opad / 16;
   if (g.S * std::max(g.Cpad, g.Opad) >= (int64_t{1} << 31)) return false;
