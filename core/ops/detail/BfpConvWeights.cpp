@@ -111,15 +111,15 @@ inline uint64_t groupMask(int64_t lo, int64_t hi) {
 
 struct Packed {
   const Grid* g;
-  const uint8_t* x;                   // [Cpad][S] u8 planes (mantissa + 128)
-  const int8_t* gyP;                  // [Opad][S] s8 planes (plain-loop kernel)
-  const int8_t* gyL;                  // [OT][G][16][4] s8 (VNNI kernel)
-  const int32_t* gE;                  // [OT][nb][16] (sg + 127) << 23
-  const int32_t* xE;                  // [nb][Cpad] sx << 23
-  const std::vector<Sub>* subs;       // per tap
-  const std::vector<int32_t>* first;  // per tap: first sub-block of gy block b (nb + 1)
-  const std::vector<uint8_t>* valid;  // per tap: [G], bit j: position 4g + j reads the image
-  float* partial;                     // [parts][T][OT][Cpad][16]
+  const uint8_t* x;      // [Cpad][S] u8 planes (mantissa + 128)
+  const int8_t* gyP;     // [Opad][S] s8 planes (plain-loop kernel)
+  const int8_t* gyL;     // [OT][G][16][4] s8 (VNNI kernel)
+  const int32_t* gE;     // [OT][nb][16] (sg + 127) << 23
+  const int32_t* xE;     // [nb][Cpad] sx << 23
+  const Sub* subs;       // [T][2 nb] sub-blocks per tap
+  const int32_t* first;  // [T][nb + 1] per tap: first sub-block of gy block b
+  const uint8_t* valid;  // [T][G] bit j: position 4g + j of the tap reads the image
+  float* partial;        // [parts][T][OT][Cpad][16]
 };
 
 /// The plain-loop kernel: the same integer sums and FMAs in the same order as the VNNI one.
@@ -130,9 +130,9 @@ void chunkScalar(const Packed& pk, int64_t part, int64_t b0, int64_t b1) {
       for (int64_t t = 0; t < g.T; ++t) {
         const int64_t ky = t / g.k, kx = t % g.k;
         const int64_t d = (ky - g.pad) * g.W + (kx - g.pad);
-        const Sub* subs = pk.subs[t].data();
-        const uint8_t* vm = pk.valid[t].data();
-        const int32_t s0 = pk.first[t][b0], s1 = pk.first[t][b1];
+        const Sub* subs = pk.subs + t * 2 * g.nb;
+        const uint8_t* vm = pk.valid + t * g.G;
+        const int32_t s0 = pk.first[t * (g.nb + 1) + b0], s1 = pk.first[t * (g.nb + 1) + b1];
         float* out = pk.partial + (((part * g.T + t) * g.OT + ot) * g.Cpad + ct) * 16;
         for (int c = 0; c < kCT; ++c) {
           const uint8_t* xp = pk.x + (ct + c) * g.S + g.M + d;
@@ -174,9 +174,9 @@ void chunkVnni(const Packed& pk, int64_t part, int64_t b0, int64_t b1, int32_t* 
     for (int64_t t = 0; t < g.T; ++t) {
       const int64_t ky = t / g.k, kx = t % g.k;
       const int64_t d = (ky - g.pad) * g.W + (kx - g.pad);
-      const Sub* subs = pk.subs[t].data();
-      const uint8_t* vm = pk.valid[t].data();
-      const int32_t s0 = pk.first[t][b0], s1 = pk.first[t][b1];
+      const Sub* subs = pk.subs + t * 2 * g.nb;
+      const uint8_t* vm = pk.valid + t * g.G;
+      const int32_t s0 = pk.first[t * (g.nb + 1) + b0], s1 = pk.first[t * (g.nb + 1) + b1];
       // The mask of group gi of sub-block sb: the positions whose tap reads inside the image
       // and that lie in the sub-block; gy is zero elsewhere (x there is another pixel's or the
       // margin's).
@@ -297,8 +297,14 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
   // ---- planes: x as u8 (mantissa + 128), gy as s8; margins and padded channels hold 0 -------
   Tensor xBuf = Tensor::uninitialized({g.Cpad * g.S}, DType::U8);
   Tensor gBuf = Tensor::uninitialized({g.Opad * g.S}, DType::I8);
-  std::vector<int32_t> xExp(static_cast<size_t>(g.Cpad * g.nb), INT32_MIN);
-  std::vector<int32_t> gExp(static_cast<size_t>(g.Opad * g.nb), INT32_MIN);
+  // Buffers as Tensors (Storage recycles them): fresh std::vectors page-faulted about 1 MiB a
+  // call on the 16-channel layer (a tenth of the time).
+  Tensor xExpBuf = Tensor::uninitialized({g.Cpad * g.nb}, DType::I32);
+  Tensor gExpBuf = Tensor::uninitialized({g.Opad * g.nb}, DType::I32);
+  int32_t* xExp = xExpBuf.data<int32_t>();
+  int32_t* gExp = gExpBuf.data<int32_t>();
+  std::fill(xExp + g.C * g.nb, xExp + g.Cpad * g.nb, INT32_MIN);
+  std::fill(gExp + g.O * g.nb, gExp + g.Opad * g.nb, INT32_MIN);
   uint8_t* xp = xBuf.data<uint8_t>();
   int8_t* gp = gBuf.data<int8_t>();
   const Convert convert = vnni ? blockMantissasAvx512 : blockMantissas;  // VNNI has AVX-512
@@ -321,10 +327,10 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
       std::memset(plane, zero, static_cast<size_t>(g.M));
       std::memset(plane + g.M + g.L, zero, static_cast<size_t>(g.S - g.M - g.L));
       if (isX) {
-        packPlane(g, a.x, g.C, ch, a.bitsX, 0x80, convert, plane, xExp.data() + ch * g.nb, lx, okX,
+        packPlane(g, a.x, g.C, ch, a.bitsX, 0x80, convert, plane, xExp + ch * g.nb, lx, okX,
                   buf.data());
       } else {
-        packPlane(g, a.gy, g.O, ch, a.bitsGy, 0, convert, plane, gExp.data() + ch * g.nb, lg, okG,
+        packPlane(g, a.gy, g.O, ch, a.bitsGy, 0, convert, plane, gExp + ch * g.nb, lg, okG,
                   buf.data());
       }
     }
@@ -346,8 +352,10 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
   // ---- scale fields, sub-blocks per tap, gy lanes ----------------------------------------
   // Zero blocks (and padded channels) take the smallest exponent: their sums are 0 and the
   // scale stays a normal power of two (bfpExactRange).
-  std::vector<int32_t> gE(static_cast<size_t>(g.OT * g.nb * 16));
-  std::vector<int32_t> xE(static_cast<size_t>(g.nb * g.Cpad));
+  Tensor gEBuf = Tensor::uninitialized({g.OT * g.nb * 16}, DType::I32);
+  Tensor xEBuf = Tensor::uninitialized({g.nb * g.Cpad}, DType::I32);
+  int32_t* gE = gEBuf.data<int32_t>();
+  int32_t* xE = xEBuf.data<int32_t>();
   for (int64_t o = 0; o < g.Opad; ++o) {
     for (int64_t b = 0; b < g.nb; ++b) {
       const int32_t e = gExp[o * g.nb + b];
@@ -361,24 +369,25 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
           static_cast<int32_t>(static_cast<uint32_t>(e == INT32_MIN ? ex.minExp : e) << 23);
     }
   }
-  std::vector<std::vector<Sub>> subs(static_cast<size_t>(T));
-  std::vector<std::vector<int32_t>> first(static_cast<size_t>(T));
+  Tensor subBuf = Tensor::uninitialized({T * 2 * g.nb * 4}, DType::I32);
+  Tensor firstBuf = Tensor::uninitialized({T * (g.nb + 1)}, DType::I32);
+  Sub* subs = reinterpret_cast<Sub*>(subBuf.data<int32_t>());
+  int32_t* first = firstBuf.data<int32_t>();
   for (int64_t t = 0; t < T; ++t) {
     const int64_t d = (t / g.k - g.pad) * g.W + (t % g.k - g.pad);
     const int64_t r = ((-d) % block + block) % block;  // where the shifted x blocks start
-    auto& sv = subs[t];
-    auto& fv = first[t];
-    sv.reserve(static_cast<size_t>(2 * g.nb));
-    fv.resize(static_cast<size_t>(g.nb + 1));
+    Sub* sv = subs + t * 2 * g.nb;
+    int32_t* fv = first + t * (g.nb + 1);
+    int32_t ns = 0;
     auto add = [&](int64_t p1, int64_t p2, int64_t b) {
       // x block of the reads inside the image (floor division); the others read zeros.
       const int64_t xs = p1 + d;
       const int64_t kb = std::clamp<int64_t>(xs >= 0 ? xs / block : -1, 0, g.nb - 1);
-      sv.push_back({static_cast<int32_t>(p1), static_cast<int32_t>(p2), static_cast<int32_t>(b),
-                    static_cast<int32_t>(kb)});
+      sv[ns++] = {static_cast<int32_t>(p1), static_cast<int32_t>(p2), static_cast<int32_t>(b),
+                  static_cast<int32_t>(kb)};
     };
     for (int64_t b = 0; b < g.nb; ++b) {
-      fv[b] = static_cast<int32_t>(sv.size());
+      fv[b] = ns;
       const int64_t p1 = b * block, pe = std::min(g.L, p1 + block);
       if (r > 0 && p1 + r < pe) {
         add(p1, p1 + r, b);
@@ -387,16 +396,17 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
         add(p1, pe, b);
       }
     }
-    fv[g.nb] = static_cast<int32_t>(sv.size());
+    fv[g.nb] = ns;
   }
   // Which positions read inside the image, per tap: all but the rows and columns the tap's
   // offset takes out of it (and the positions past L in the last group).
-  std::vector<std::vector<uint8_t>> valid(static_cast<size_t>(T));
+  Tensor validBuf = Tensor::uninitialized({T * g.G}, DType::U8);
+  uint8_t* valid = validBuf.data<uint8_t>();
   parallelFor(0, T, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t dy = t / g.k - g.pad, dx = t % g.k - g.pad;
-      std::vector<uint8_t>& vm = valid[t];
-      vm.assign(static_cast<size_t>(g.G), 0xf);
+      uint8_t* vm = valid + t * g.G;
+      std::memset(vm, 0xf, static_cast<size_t>(g.G));
       auto clear = [&](int64_t p) { vm[p >> 2] &= static_cast<uint8_t>(~(1u << (p & 3))); };
       for (int64_t p = g.L; p < 4 * g.G; ++p) clear(p);
       if (dy == 0 && dx == 0) continue;
@@ -425,11 +435,11 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
   const int64_t chunk = std::max<int64_t>(1, kChunkPositions / block);
   const int64_t tileFloats = T * g.OT * g.Cpad * 16;
   Tensor partBuf = Tensor::zeros({parts * tileFloats});
-  Packed pk{&g,           xp,
-            gp,           vnni ? lanes.data<int8_t>() : nullptr,
-            gE.data(),    xE.data(),
-            subs.data(),  first.data(),
-            valid.data(), partBuf.data<float>()};
+  Packed pk{&g,    xp,
+            gp,    vnni ? lanes.data<int8_t>() : nullptr,
+            gE,    xE,
+            subs,  first,
+            valid, partBuf.data<float>()};
   parallelFor(0, parts, 1, [&](int64_t i0, int64_t i1) {
     // Sub-blocks per chunk and tap: at most two per gy block.
     std::vector<int32_t> corr(static_cast<size_t>(vnni ? 2 * chunk * 16 : 0));
