@@ -186,19 +186,18 @@ void chunkVnni(const Packed& pk, int64_t part, int64_t b0, int64_t b1, int32_t* 
         if (gi == (sb.qb - 1) >> 2) m &= groupMask(0, sb.qb - 4 * gi);
         return m;
       };
-      // x is stored as u8 m + 128: each accumulator starts at -128 · Σ gy of its sub-block,
-      // computed once per tap for all input-channel tiles.
-#pragma GCC unroll 1
-      for (int32_t s = s0; s < s1; ++s) {
-        const Sub sb = subs[s];
-        __m512i sg = _mm512_setzero_si512();
-#pragma GCC unroll 1
-        for (int64_t gi = sb.qa >> 2; gi < (sb.qb + 3) >> 2; ++gi) {
-          sg = _mm512_dpbusd_epi32(sg, ones, _mm512_maskz_loadu_epi8(mask(sb, gi), gl + gi * 64));
+      // S[c] += Σ (x + 128)·gy over group gi for the 8 planes of the tile. Broadcast and
+      // vpdpbusd in inline assembly: with the intrinsic GCC gave the accumulators two registers
+      // each and copied them every group (+16 moves per 8 vpdpbusd); "+v" keeps each in one.
+      auto dots = [&](__m512i S[kCT], const uint8_t* const xc[kCT], int64_t gi, __m512i gv) {
+#pragma GCC unroll 8
+        for (int c = 0; c < kCT; ++c) {
+          __m512i xb;
+          asm("vpbroadcastd %[x], %[b]\n\tvpdpbusd %[g], %[b], %[s]"
+              : [s] "+v"(S[c]), [b] "=&v"(xb)
+              : [x] "m"(*reinterpret_cast<const int32_t*>(xc[c] + 4 * gi)), [g] "v"(gv));
         }
-        _mm512_storeu_si512(corr + (s - s0) * 16,
-                            _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sg, 7)));
-      }
+      };
 #pragma GCC unroll 1
       for (int64_t ct = 0; ct < g.Cpad; ct += kCT) {
         const uint8_t* xc[kCT];
@@ -209,24 +208,34 @@ void chunkVnni(const Packed& pk, int64_t part, int64_t b0, int64_t b1, int32_t* 
 #pragma GCC unroll 1
         for (int32_t s = s0; s < s1; ++s) {
           const Sub sb = subs[s];
+          const int64_t g0 = sb.qa >> 2, g1 = (sb.qb + 3) >> 2;
           __m512i S[kCT];
-          const __m512i start = _mm512_loadu_si512(corr + (s - s0) * 16);
+          // One loop per sub-block with its edges in the mask (peeling them made GCC keep more
+          // registers live and spill: 1.3x slower). x is stored as u8 m + 128, which adds
+          // 128·Σgy to every sum: the first tile also sums gy (one vpdpbusd with ones) and keeps
+          // -128·Σgy per sub-block, the start of the other tiles' accumulators.
+          if (ct == 0) {
+            __m512i sg = _mm512_setzero_si512();
 #pragma GCC unroll 8
-          for (int c = 0; c < kCT; ++c) S[c] = start;
-            // One loop with the edges in the mask (peeling them made GCC keep more registers live
-            // and spill: 1.3x slower).
+            for (int c = 0; c < kCT; ++c) S[c] = _mm512_setzero_si512();
 #pragma GCC unroll 1
-          for (int64_t gi = sb.qa >> 2; gi < (sb.qb + 3) >> 2; ++gi) {
-            const __m512i gv = _mm512_maskz_loadu_epi8(mask(sb, gi), gl + gi * 64);
+            for (int64_t gi = g0; gi < g1; ++gi) {
+              const __m512i gv = _mm512_maskz_loadu_epi8(mask(sb, gi), gl + gi * 64);
+              asm("vpdpbusd %[g], %[o], %[s]" : [s] "+v"(sg) : [g] "v"(gv), [o] "v"(ones));
+              dots(S, xc, gi, gv);
+            }
+            const __m512i start =
+                _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sg, 7));
+            _mm512_storeu_si512(corr + (s - s0) * 16, start);
 #pragma GCC unroll 8
-            for (int c = 0; c < kCT; ++c) {
-              // Broadcast and vpdpbusd in inline assembly: with the intrinsic GCC gave the
-              // accumulators two registers each and copied them every group (+16 moves per 8
-              // vpdpbusd); "+v" keeps each in one.
-              __m512i xb;
-              asm("vpbroadcastd %[x], %[b]\n\tvpdpbusd %[g], %[b], %[s]"
-                  : [s] "+v"(S[c]), [b] "=&v"(xb)
-                  : [x] "m"(*reinterpret_cast<const int32_t*>(xc[c] + 4 * gi)), [g] "v"(gv));
+            for (int c = 0; c < kCT; ++c) S[c] = _mm512_add_epi32(S[c], start);
+          } else {
+            const __m512i start = _mm512_loadu_si512(corr + (s - s0) * 16);
+#pragma GCC unroll 8
+            for (int c = 0; c < kCT; ++c) S[c] = start;
+#pragma GCC unroll 1
+            for (int64_t gi = g0; gi < g1; ++gi) {
+              dots(S, xc, gi, _mm512_maskz_loadu_epi8(mask(sb, gi), gl + gi * 64));
             }
           }
           // The scale 2^(sg + sx) built from the exponent fields (checked to give a normal
