@@ -365,54 +365,60 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
   Tensor xEBuf = Tensor::uninitialized({g.nb * g.Cpad}, DType::I32);
   int32_t* gE = gEBuf.data<int32_t>();
   int32_t* xE = xEBuf.data<int32_t>();
-  for (int64_t o = 0; o < g.Opad; ++o) {
-    for (int64_t b = 0; b < g.nb; ++b) {
-      const int32_t e = gExp[o * g.nb + b];
-      gE[((o / 16) * g.nb + b) * 16 + o % 16] = ((e == INT32_MIN ? eg.minExp : e) + 127) << 23;
-    }
-  }
-  for (int64_t c = 0; c < g.Cpad; ++c) {
-    for (int64_t b = 0; b < g.nb; ++b) {
-      const int32_t e = xExp[c * g.nb + b];
-      xE[b * g.Cpad + c] =
-          static_cast<int32_t>(static_cast<uint32_t>(e == INT32_MIN ? ex.minExp : e) << 23);
-    }
-  }
   Tensor subBuf = Tensor::uninitialized({T * 2 * g.nb * 4}, DType::I32);
   Tensor firstBuf = Tensor::uninitialized({T * (g.nb + 1)}, DType::I32);
   Sub* subs = reinterpret_cast<Sub*>(subBuf.data<int32_t>());
   int32_t* first = firstBuf.data<int32_t>();
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t d = (t / g.k - g.pad) * g.W + (t % g.k - g.pad);
-    const int64_t r = ((-d) % block + block) % block;  // where the shifted x blocks start
-    Sub* sv = subs + t * 2 * g.nb;
-    int32_t* fv = first + t * (g.nb + 1);
-    int32_t ns = 0;
-    auto add = [&](int64_t p1, int64_t p2, int64_t b) {
-      // x block of the reads inside the image (floor division); the others read zeros.
-      const int64_t xs = p1 + d;
-      const int64_t kb = std::clamp<int64_t>(xs >= 0 ? xs / block : -1, 0, g.nb - 1);
-      sv[ns++] = {static_cast<int32_t>(p1), static_cast<int32_t>(p2), static_cast<int32_t>(b),
-                  static_cast<int32_t>(kb)};
-    };
-    for (int64_t b = 0; b < g.nb; ++b) {
-      fv[b] = ns;
-      const int64_t p1 = b * block, pe = std::min(g.L, p1 + block);
-      if (r > 0 && p1 + r < pe) {
-        add(p1, p1 + r, b);
-        add(p1 + r, pe, b);
-      } else {
-        add(p1, pe, b);
-      }
-    }
-    fv[g.nb] = ns;
-  }
   // Which positions read inside the image, per tap: all but the rows and columns the tap's
   // offset takes out of it (and the positions past L in the last group).
   Tensor validBuf = Tensor::uninitialized({T * g.G}, DType::U8);
   uint8_t* valid = validBuf.data<uint8_t>();
-  parallelFor(0, T, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
+  // One parallel region: per tap its sub-blocks and image mask, and the two exponent tables.
+  parallelFor(0, T + 2, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      if (i == T) {
+        for (int64_t o = 0; o < g.Opad; ++o) {
+          for (int64_t b = 0; b < g.nb; ++b) {
+            const int32_t e = gExp[o * g.nb + b], sg = e == INT32_MIN ? eg.minExp : e;
+            gE[((o / 16) * g.nb + b) * 16 + o % 16] = (sg + 127) << 23;
+          }
+        }
+        continue;
+      }
+      if (i == T + 1) {
+        for (int64_t c = 0; c < g.Cpad; ++c) {
+          for (int64_t b = 0; b < g.nb; ++b) {
+            const int32_t e = xExp[c * g.nb + b];
+            xE[b * g.Cpad + c] =
+                static_cast<int32_t>(static_cast<uint32_t>(e == INT32_MIN ? ex.minExp : e) << 23);
+          }
+        }
+        continue;
+      }
+      const int64_t t = i;
+      const int64_t d = (t / g.k - g.pad) * g.W + (t % g.k - g.pad);
+      const int64_t r = ((-d) % block + block) % block;  // where the shifted x blocks start
+      Sub* sv = subs + t * 2 * g.nb;
+      int32_t* fv = first + t * (g.nb + 1);
+      int32_t ns = 0;
+      auto add = [&](int64_t p1, int64_t p2, int64_t b) {
+        // x block of the reads inside the image (floor division); the others read zeros.
+        const int64_t xs = p1 + d;
+        const int64_t kb = std::clamp<int64_t>(xs >= 0 ? xs / block : -1, 0, g.nb - 1);
+        sv[ns++] = {static_cast<int32_t>(p1), static_cast<int32_t>(p2), static_cast<int32_t>(b),
+                    static_cast<int32_t>(kb)};
+      };
+      for (int64_t b = 0; b < g.nb; ++b) {
+        fv[b] = ns;
+        const int64_t p1 = b * block, pe = std::min(g.L, p1 + block);
+        if (r > 0 && p1 + r < pe) {
+          add(p1, p1 + r, b);
+          add(p1 + r, pe, b);
+        } else {
+          add(p1, pe, b);
+        }
+      }
+      fv[g.nb] = ns;
       const int64_t dy = t / g.k - g.pad, dx = t % g.k - g.pad;
       uint8_t* vm = valid + t * g.G;
       std::memset(vm, 0xf, static_cast<size_t>(g.G));
