@@ -23,6 +23,12 @@ constexpr int64_t kInt8MinChannels = 64;
 /// first conv (1 input channel, 3 of 4 bytes of each dword padding and one epilogue per
 /// vpdpbusd) ran at 0.25x the bf16 path, 16 channels at 1.2x (mantissa-bench-int8 --conv).
 constexpr int64_t kInt8DirectMinChannels = 16;
+/// Input and output channels from which backward-weights of the same geometry takes
+/// ops::detail::bfpConv2dBackwardWeights: against the bf16 path's oneDNN backward-weights
+/// (mantissa-bench-int8-wgrad, one thread) it ran at 0.89-0.92x on ResNet-20's 16-channel layer,
+/// 0.88-0.96x on the 32-channel one and 1.09-1.19x on the 64-channel one (packing x and gy from
+/// FP32 is a third to a half of its time on the smaller layers).
+constexpr int64_t kInt8WeightGradMinChannels = 64;
 
 /// Points the activation operand of bfpConv2d at an int8 operand: its codes (mantissas, and
 /// exponents [N, 1, C/block, H, W]) or its values. `hold` keeps what it points at alive.
@@ -167,8 +173,7 @@ Tensor Conv2d::forward(const Tensor& input) {
   }
   // Backward-weights of the same geometry: ops::detail::bfpConv2dBackwardWeights, whose x and gy
   // are blocked along (N, H, W) per channel (FP32 values: HBFP's encoding has one block axis).
-  // Not for the first conv of ResNet-20 (1 input channel: 8-channel register tiles, 7/8 padding).
-  if (direct && std::min(in_, out_) >= kInt8DirectMinChannels) {
+  if (direct && std::min(in_, out_) >= kInt8WeightGradMinChannels) {
     g.int8BackwardWeights = [=](const Int8Operand& x, const Int8Operand& gy,
                                 const Int8Operands& ob) -> Tensor {
       namespace od = ops::detail;
