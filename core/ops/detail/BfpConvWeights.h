@@ -21,12 +21,13 @@
 // 2^(sg + sx), exact in FP32 when it is an FP32 normal (bfpExactRange over the operands'
 // exponent ranges, checked per call); those values are summed in FP32.
 //
-// Layout: both operands are packed once per call on a padded grid (p zero columns after each
-// row, p zero rows before each image and after the last), on which every tap is a constant
-// offset: x as u8 planes (mantissa + 128), gy as s8 in vpdpbusd's lane layout [q/4][16 o][4].
-// AVX-512 VNNI kernel: 16 output channels per register, 8 input channels per register tile;
-// partial 4-position groups at sub-block edges are masked in the gy load (zero mantissas); the
-// +128 of x is cancelled with Σ gy of the sub-block, accumulated by one more vpdpbusd per group.
+// Layout: both operands are packed once per call over the flattened positions, on which every
+// tap is a constant offset d: x as u8 planes (mantissa + 128, with margins), gy as s8 in
+// vpdpbusd's lane layout [p/4][16 o][4]. AVX-512 VNNI kernel: 16 output channels per register,
+// 8 input channels per register tile; the gy load of each 4 positions is masked to the positions
+// whose tap reads inside the image and, at sub-block edges, to the sub-block (zero mantissas
+// elsewhere, so partial groups stay exact); the +128 of x is cancelled with Σ gy of the
+// sub-block, summed by one more vpdpbusd per group in the first input-channel tile.
 // Positions are split into a fixed number of parts whose partial dw are summed in part order, so
 // results do not depend on the thread count. A plain-loop kernel on the same planes gives
 // bit-identical results on CPUs without VNNI.
