@@ -25,9 +25,10 @@ constexpr int64_t kInt8MinChannels = 64;
 constexpr int64_t kInt8DirectMinChannels = 16;
 /// Input and output channels from which backward-weights of the same geometry takes
 /// ops::detail::bfpConv2dBackwardWeights: against the bf16 path's oneDNN backward-weights
-/// (mantissa-bench-int8-wgrad, one thread) it ran at 0.89-0.92x on ResNet-20's 16-channel layer,
-/// 0.88-0.96x on the 32-channel one and 1.09-1.19x on the 64-channel one (packing x and gy from
-/// FP32 is a third to a half of its time on the smaller layers).
+/// (mantissa-bench-int8-wgrad, one thread) it ran at 0.92-0.93x on ResNet-20's 16-channel layer,
+/// 0.97-0.98x on the 32-channel one and 1.23-1.26x on the 64-channel one (packing x and gy from
+/// FP32 is a third to a half of its time on the smaller layers; gates at 16 and 64 compared on
+/// whole training steps in docs/performance.md).
 constexpr int64_t kInt8WeightGradMinChannels = 64;
 
 /// Points the activation operand of bfpConv2d at an int8 operand: its codes (mantissas, and
