@@ -54,10 +54,12 @@ using Int8Gemm =
 ///
 /// int8 block-FP path (docs/performance.md "int8 block-floating-point path"): when both
 /// operands of a GEMM are HBFP with N <= 8 and the same block size and the layer provides an
-/// int8 kernel for it (Linear: all three GEMMs; Conv2d: forward and backward-data, and
-/// backward-weights where the layer wires it), the GEMM runs on the integer
-/// mantissas with per-block exponents (AVX-512 VNNI): the emulation's result up to summation
-/// order. It takes precedence over the bf16 path; setInt8BfpEnabled turns it on.
+/// int8 kernel for it (Linear: all three GEMMs; Conv2d: forward, backward-data and
+/// backward-weights of stride-1 "same" convolutions, forward of the others from 64 channels per
+/// group), the GEMM runs on the integer mantissas with per-block exponents (AVX-512 VNNI): the
+/// emulation's result up to summation order. It takes precedence over the bf16 path;
+/// setInt8BfpEnabled turns it on. The operands reach the kernels as Int8Operand: HBFP codes
+/// where the kernel packs them (Gemms::int8Codes), else FP32 values.
 class DotProductLayer : public Module {
  public:
   explicit DotProductLayer(std::string typeName);
