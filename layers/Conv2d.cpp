@@ -123,8 +123,6 @@ Tensor Conv2d::forward(const Tensor& input) {
   const int64_t kh = wShape[2], kw = wShape[3];
   const bool direct = G == 1 && kh == kw && kh % 2 == 1 && o.stride == Size2d(1) &&
                       o.dilation == Size2d(1) && o.padding == Size2d((kh - 1) / 2);
-  // The direct kernel packs the operands' codes (1-byte mantissas; DotProductLayer::Gemms).
-  g.int8Codes = direct;
   if (direct && in_ >= kInt8DirectMinChannels) {
     g.int8Forward = [=](const Int8Operand& x, const Int8Operand& w,
                         const Int8Operands& ob) -> Tensor {
@@ -205,13 +203,39 @@ Tensor Conv2d::forward(const Tensor& input) {
     g.int8Forward = [=, in = in_, out = out_](const Int8Operand& x, const Int8Operand& w,
                                               const Int8Operands& ob) -> Tensor {
       namespace od = ops::detail;
-      Tensor xc = x.values().contiguous(), wc = w.values().contiguous();
       const int64_t H = xShape[2], W = xShape[3], OH = yShape[2], OW = yShape[3];
       const int64_t T = kh * kw, HW = H * W, OHW = OH * OW;
-      const int64_t Cg = in / G, Og = out / G, M = n * OHW;
-      const od::BfpSource a{.rows1 = n, .rows2 = HW, .segments = G, .segLen = Cg,
-                            .values = xc.data<float>(), .s1 = in * HW, .s2 = 1, .sSeg = Cg * HW,
-                            .sk = HW, .bits = ob.bitsA};
+      const int64_t Cg = in / G, Og = out / G, M = n * OHW, CgB = (Cg + ob.block - 1) / ob.block;
+      // x [N, G, C/G, H, W] (exponents [N, G, CgB, H, W]) and w [G, O/G, C/G, k, k] (exponents
+      // [G, O/G, CgB, k, k]) as codes, or as values.
+      Tensor hx[2], hw[2];
+      od::BfpSource a{.rows1 = n,
+                      .rows2 = HW,
+                      .segments = G,
+                      .segLen = Cg,
+                      .s1 = in * HW,
+                      .s2 = 1,
+                      .sSeg = Cg * HW,
+                      .sk = HW,
+                      .bits = ob.bitsA};
+      const int8_t* wm = nullptr;
+      const int16_t* we = nullptr;
+      const float* wv = nullptr;
+      if (x.hasCodes()) {
+        hx[0] = x.codes.codes.contiguous(), hx[1] = x.codes.exponents.contiguous();
+        a.mantissas = hx[0].data<int8_t>(), a.exponents = hx[1].data<int16_t>();
+        a.e1 = G * CgB * HW, a.e2 = 1, a.eSeg = CgB * HW, a.eb = HW;
+      } else {
+        hx[0] = x.f32.contiguous();
+        a.values = hx[0].data<float>();
+      }
+      if (w.hasCodes()) {
+        hw[0] = w.codes.codes.contiguous(), hw[1] = w.codes.exponents.contiguous();
+        wm = hw[0].data<int8_t>(), we = hw[1].data<int16_t>();
+      } else {
+        hw[0] = w.f32.contiguous();
+        wv = hw[0].data<float>();
+      }
       const od::BfpPackedA pa = od::bfpPackA(a, ob.block);
       std::vector<int32_t> index(static_cast<size_t>(M * T));
       parallelFor(0, n * OH, 16, [&](int64_t r0, int64_t r1) {
@@ -235,9 +259,19 @@ Tensor Conv2d::forward(const Tensor& input) {
       Tensor y = Tensor::uninitialized(y5);
       const od::BfpIsa isa = od::bestBfpIsa();
       for (int64_t grp = 0; grp < G; ++grp) {
-        const od::BfpSource bsrc{.rows1 = Og, .segments = T, .segLen = Cg,
-                                 .values = wc.data<float>() + grp * Og * Cg * T, .s1 = Cg * T,
-                                 .sSeg = 1, .sk = T, .bits = ob.bitsB};
+        od::BfpSource bsrc{.rows1 = Og,
+                           .segments = T,
+                           .segLen = Cg,
+                           .s1 = Cg * T,
+                           .sSeg = 1,
+                           .sk = T,
+                           .bits = ob.bitsB};
+        if (wm) {
+          bsrc.mantissas = wm + grp * Og * Cg * T, bsrc.exponents = we + grp * Og * CgB * T;
+          bsrc.e1 = CgB * T, bsrc.eSeg = 1, bsrc.eb = T;
+        } else {
+          bsrc.values = wv + grp * Og * Cg * T;
+        }
         const od::BfpPackedB pb = od::bfpPackB(bsrc, ob.block);
         const od::BfpRowMap map{.rows = M, .segments = T, .index = index.data(),
                                 .blockOffset = grp * pb.blocksPerSegment, .planeRows = OHW};

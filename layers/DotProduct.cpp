@@ -298,8 +298,8 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
   Operand xo, wo;
   Tensor y;
   if (i8Fwd) {
-    const Int8Operand x8 = int8Operand(*activation_, false, xd, g.xForward, g.int8Codes);
-    const Int8Operand w8 = int8Operand(*weightPoint_, false, wd, g.wForward, g.int8Codes);
+    const Int8Operand x8 = int8Operand(*activation_, false, xd, g.xForward, true);
+    const Int8Operand w8 = int8Operand(*weightPoint_, false, wd, g.wForward, true);
     y = callInt8(g.int8Forward, *i8Fwd, g.forward, x8, w8);
   } else {
     xo = forwardOperand(*activation_, xd, g.xForward, packX,
@@ -331,8 +331,8 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
         // On the int8 path both operands are HBFP (re-blocked: eData is not reused below).
         Operand eData;
         if (i8Data) {
-          const Int8Operand e8 = int8Operand(*err, true, gy, g.gyDataGrad, g.int8Codes);
-          const Int8Operand w8 = int8Operand(*wp, false, ws, g.wDataGrad, g.int8Codes);
+          const Int8Operand e8 = int8Operand(*err, true, gy, g.gyDataGrad, true);
+          const Int8Operand w8 = int8Operand(*wp, false, ws, g.wDataGrad, true);
           grads[0] = quantizeAlong(*act, true,
                                    callInt8(g.int8BackwardData, *i8Data, g.backwardData, e8, w8),
                                    g.xForward);

@@ -16,11 +16,11 @@ struct Int8Operands {
 };
 /// One operand of an int8 block-FP kernel (Int8Gemm) as its quantization point produced it: the
 /// HBFP codes (`codes`: I8 mantissas in the operand's shape, I16 shared exponents, blocks along
-/// codes.blockAxis; QuantPoint::encodeForward / encodeBackward) when the layer's kernels read
-/// codes (Gemms::int8Codes) and the blocks run along one axis, else the quantized FP32 values
-/// (`f32`). values() is the FP32 operand either way, bit for bit (decode(encode(x)) ==
-/// quantize(x)): what a kernel reading FP32 takes and what the FP32 GEMM gets when the int8
-/// kernel declines.
+/// codes.blockAxis; QuantPoint::encodeForward / encodeBackward) when its blocks run along one
+/// axis (forward and backward-data), else the quantized FP32 values (`f32`: backward-weights of
+/// a convolution, blocked along N, H, W, which HBFP's encoding does not produce). values() is the
+/// FP32 operand either way, bit for bit (decode(encode(x)) == quantize(x)): what a kernel reading
+/// FP32 takes and what the FP32 GEMM gets when the int8 kernel declines.
 struct Int8Operand {
   formats::Encoded codes;
   formats::FormatPtr format;  // decodes `codes`
@@ -58,8 +58,8 @@ using Int8Gemm =
 /// backward-weights of stride-1 "same" convolutions, forward of the others from 64 channels per
 /// group), the GEMM runs on the integer mantissas with per-block exponents (AVX-512 VNNI): the
 /// emulation's result up to summation order. It takes precedence over the bf16 path;
-/// setInt8BfpEnabled turns it on. The operands reach the kernels as Int8Operand: HBFP codes
-/// where the kernel packs them (Gemms::int8Codes), else FP32 values.
+/// setInt8BfpEnabled turns it on. The operands reach the kernels as Int8Operand (HBFP codes
+/// where the blocks run along one axis).
 class DotProductLayer : public Module {
  public:
   explicit DotProductLayer(std::string typeName);
@@ -90,13 +90,6 @@ class DotProductLayer : public Module {
     /// would not be exact), and the FP32 kernel above runs instead on values(). Empty: the layer
     /// has none for that GEMM.
     Int8Gemm int8Forward, int8BackwardData, int8BackwardWeights;
-    /// Whether int8Forward and int8BackwardData read the operands' codes (Conv2d's direct
-    /// convolution packs the 1-byte mantissas). Otherwise they get FP32 values: bfpGemm
-    /// (Linear, the strided convolutions) recovers the integers from FP32 through BfpSource,
-    /// which has no code input, so codes would only add a decoding pass there.
-    /// int8BackwardWeights always gets values: a convolution's weight-gradient blocks run along
-    /// several axes (N, H, W), which HBFP's encoding (one block axis) does not produce.
-    bool int8Codes = false;
     std::string opName;
   };
   /// Runs forward with quantized operands and records the quantized backward. The bias (if

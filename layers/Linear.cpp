@@ -40,37 +40,56 @@ Tensor Linear::forward(const Tensor& input) {
     return linearBackwardWeights(a, gy, false).weight;
   };
   // int8 block-FP kernels (DotProductLayer::Gemms): A [M, K] and B [N, K] read in place, with
-  // K the GEMM's reduction axis (the axis the HBFP blocks of both operands run along). They take
-  // the FP32 values (Gemms::int8Codes false: bfpGemm recovers the integers from them).
+  // K the GEMM's reduction axis (the axis the HBFP blocks of both operands run along), from the
+  // operands' codes (forward, backward-data) or values (backward-weights).
   namespace od = ops::detail;
-  // C [M, N] = A Bᵀ; A row m, k at a[m * am + k * ak]; B row n, k at b[n * bn + k * bk].
-  auto int8 = [](const Tensor& a, int64_t am, int64_t ak, int bitsA, const Tensor& b, int64_t bn,
-                 int64_t bk, int bitsB, int64_t M, int64_t N, int64_t K, int64_t block) {
-    Tensor c = Tensor::uninitialized({M, N});
-    const od::BfpSource A{.rows1 = M, .segLen = K, .values = a.data<float>(), .s1 = am, .sk = ak,
-                          .bits = bitsA};
-    const od::BfpSource B{.rows1 = N, .segLen = K, .values = b.data<float>(), .s1 = bn, .sk = bk,
-                          .bits = bitsB};
+  // One operand: row r, k at offset r * sr + k * sk; with codes, the exponent of row r, block kb
+  // at r * er + kb * eb. `hold` keeps what the source points at alive.
+  struct Src {
+    const Int8Operand& op;
+    int64_t sr, sk, er, eb;
+    int bits;
+  };
+  auto source = [](const Src& o, int64_t rows, int64_t K, Tensor hold[2]) {
+    od::BfpSource src{.rows1 = rows, .segLen = K, .s1 = o.sr, .sk = o.sk, .bits = o.bits};
+    if (o.op.hasCodes()) {
+      hold[0] = o.op.codes.codes.contiguous(), hold[1] = o.op.codes.exponents.contiguous();
+      src.mantissas = hold[0].data<int8_t>(), src.exponents = hold[1].data<int16_t>();
+      src.e1 = o.er, src.eb = o.eb;
+    } else {
+      hold[0] = o.op.f32.contiguous();
+      src.values = hold[0].data<float>();
+    }
+    return src;
+  };
+  // C [M, N] = A Bᵀ.
+  auto int8 = [source](const Src& a, const Src& b, int64_t M, int64_t N, int64_t K, int64_t block) {
+    Tensor c = Tensor::uninitialized({M, N}), ha[2], hb[2];
+    const od::BfpSource A = source(a, M, K, ha), B = source(b, N, K, hb);
     return od::bfpGemm(A, B, block, c.data<float>(), N, od::bestBfpIsa()) ? c : Tensor();
   };
-  // forward: y [N, out] = x [N, in] · w [out, in]ᵀ, K = in.
+  // forward: y [N, out] = x [N, in] · w [out, in]ᵀ, K = in; exponents [N, in/block] and
+  // [out, in/block].
   g.int8Forward = [int8](const Int8Operand& x, const Int8Operand& w, const Int8Operands& o) {
-    Tensor xc = x.values().contiguous(), wc = w.values().contiguous();
-    const int64_t n = xc.size(0), in = xc.size(1), out = wc.size(0);
-    return int8(xc, in, 1, o.bitsA, wc, in, 1, o.bitsB, n, out, in, o.block);
+    const Shape& xs = x.hasCodes() ? x.codes.shape : x.f32.shape();
+    const Shape& ws = w.hasCodes() ? w.codes.shape : w.f32.shape();
+    const int64_t n = xs[0], in = xs[1], out = ws[0], KB = (in + o.block - 1) / o.block;
+    return int8({x, in, 1, KB, 1, o.bitsA}, {w, in, 1, KB, 1, o.bitsB}, n, out, in, o.block);
   };
-  // backward-data: gx [N, in] = gy [N, out] · w [out, in], K = out (w read down its columns).
+  // backward-data: gx [N, in] = gy [N, out] · w [out, in], K = out (w read down its columns);
+  // exponents [N, out/block] and [out/block, in].
   g.int8BackwardData = [int8](const Int8Operand& gy, const Int8Operand& w, const Int8Operands& o) {
-    Tensor gc = gy.values().contiguous(), wc = w.values().contiguous();
-    const int64_t n = gc.size(0), out = gc.size(1), in = wc.size(1);
-    return int8(gc, out, 1, o.bitsA, wc, 1, in, o.bitsB, n, in, out, o.block);
+    const Shape& gs = gy.hasCodes() ? gy.codes.shape : gy.f32.shape();
+    const Shape& ws = w.hasCodes() ? w.codes.shape : w.f32.shape();
+    const int64_t n = gs[0], out = gs[1], in = ws[1], OB = (out + o.block - 1) / o.block;
+    return int8({gy, out, 1, OB, 1, o.bitsA}, {w, 1, in, 1, in, o.bitsB}, n, in, out, o.block);
   };
-  // backward-weights: gw [out, in] = gy [N, out]ᵀ · x [N, in], K = N (both read down columns).
+  // backward-weights: gw [out, in] = gy [N, out]ᵀ · x [N, in], K = N (both read down columns;
+  // values).
   g.int8BackwardWeights = [int8](const Int8Operand& x, const Int8Operand& gy,
                                  const Int8Operands& o) {
-    Tensor xc = x.values().contiguous(), gc = gy.values().contiguous();
-    const int64_t n = xc.size(0), in = xc.size(1), out = gc.size(1);
-    return int8(gc, 1, out, o.bitsB, xc, 1, in, o.bitsA, out, in, n, o.block);
+    const int64_t n = x.f32.size(0), in = x.f32.size(1), out = gy.f32.size(1);
+    return int8({gy, 1, out, 0, 0, o.bitsB}, {x, 1, in, 0, 0, o.bitsA}, out, in, n, o.block);
   };
   Tensor y = run(
       x, weight_, bias_, g, [](const Tensor& out, const Tensor& b) { return add(out, b); },

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "LayerTestUtil.h"
@@ -1036,5 +1037,72 @@ TEST_CASE("Int8Bfp layers: Conv2d on codes declines to the emulation and keeps t
       }
     }
     CHECK(cOn->errorPoint()->backward().calls == 4);  // two backward GEMMs a step
+  }
+}
+
+TEST_CASE("Int8Bfp kernel: bfpGemm on codes gives the bits of the recovery from the values") {
+  // Row-major operands (blocks along rows) and transposed ones (the lane paths), hbfp8 and
+  // hbfp4, partial blocks, zero blocks and blocks whose mantissas all round to zero.
+  const formats::FormatPtr f8 = formats::parse("hbfp8"), f4 = formats::parse("hbfp4:block=16");
+  for (const auto& [f, bits, block] : {std::tuple{f8, 8, int64_t{64}}, {f4, 4, int64_t{16}}}) {
+    const int64_t M = 37, N = 21, K = 150, KB = (K + block - 1) / block;
+    Rng rng(53);
+    Tensor a = Tensor::randn({M, K}, rng), at = Tensor::randn({K, M}, rng);
+    Tensor bt = Tensor::randn({K, N}, rng);
+    for (int64_t k = 0; k < K; ++k) {
+      a.data<float>()[3 * K + k] = 0.0f;        // a zero row: zero blocks
+      a.data<float>()[5 * K + k] *= 0x1p-140f;  // mantissas all rounded to zero
+      bt.data<float>()[k * N + 2] *= 0x1p-140f;
+    }
+    const formats::Encoded ae = encodeAlong(f, a, 1), ate = encodeAlong(f, at, 0),
+                           bte = encodeAlong(f, bt, 0);
+    const Tensor av = f->decode(ae), atv = f->decode(ate), btv = f->decode(bte);
+    // A row-major [M, K]; A transposed [K, M]; B transposed [K, N] (columns n).
+    auto rowsA = [&](bool codes) {
+      od::BfpSource s{.rows1 = M, .segLen = K, .s1 = K, .sk = 1, .bits = bits};
+      if (codes) {
+        s.mantissas = ae.codes.data<int8_t>(), s.exponents = ae.exponents.data<int16_t>();
+        s.e1 = KB, s.eb = 1;
+      } else {
+        s.values = av.data<float>();
+      }
+      return s;
+    };
+    auto colsA = [&](bool codes) {
+      od::BfpSource s{.rows1 = M, .segLen = K, .s1 = 1, .sk = M, .bits = bits};
+      if (codes) {
+        s.mantissas = ate.codes.data<int8_t>(), s.exponents = ate.exponents.data<int16_t>();
+        s.e1 = 1, s.eb = M;
+      } else {
+        s.values = atv.data<float>();
+      }
+      return s;
+    };
+    auto colsB = [&](bool codes) {
+      od::BfpSource s{.rows1 = N, .segLen = K, .s1 = 1, .sk = N, .bits = bits};
+      if (codes) {
+        s.mantissas = bte.codes.data<int8_t>(), s.exponents = bte.exponents.data<int16_t>();
+        s.e1 = 1, s.eb = N;
+      } else {
+        s.values = btv.data<float>();
+      }
+      return s;
+    };
+    for (od::BfpIsa isa : isas()) {
+      CAPTURE(bits);
+      CAPTURE(static_cast<int>(isa));
+      for (int layout = 0; layout < 2; ++layout) {
+        auto A = [&](bool codes) { return layout == 0 ? rowsA(codes) : colsA(codes); };
+        std::vector<float> cv(M * N), cc(M * N);
+        REQUIRE(od::bfpGemm(A(false), colsB(false), block, cv.data(), N, isa));
+        REQUIRE(od::bfpGemm(A(true), colsB(true), block, cc.data(), N, isa));
+        CHECK(bitsOf(cc) == bitsOf(cv));
+        // B row-major: A's rows as B (N = M).
+        std::vector<float> dv(M * M), dc(M * M);
+        REQUIRE(od::bfpGemm(A(false), rowsA(false), block, dv.data(), M, isa));
+        REQUIRE(od::bfpGemm(A(true), rowsA(true), block, dc.data(), M, isa));
+        CHECK(bitsOf(dc) == bitsOf(dv));
+      }
+    }
   }
 }

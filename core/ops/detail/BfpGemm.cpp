@@ -212,9 +212,74 @@ void laneTileAvx512(const float* base, int64_t sk, int64_t len, int64_t P, int n
                                               _mm512_sub_epi32(e, _mm512_set1_epi32(bits - 1))));
 }
 
+/// Copies `len` contiguous mantissas to dst; `sum` gets their sum. Returns whether any is non-zero.
+bool copyCodesAvx512(const int8_t* m, int64_t len, int8_t* dst, int32_t& sum) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i acc = _mm512_setzero_si512();
+  __mmask64 any = 0;
+  for (int64_t k = 0; k < len; k += 64) {
+    const __mmask64 mk = len - k >= 64 ? ~__mmask64{0} : (__mmask64{1} << (len - k)) - 1;
+    const __m512i v = _mm512_maskz_loadu_epi8(mk, m + k);
+    any |= _mm512_test_epi8_mask(v, v);
+    // Σ (m + 128) over each 8 bytes (the masked-off bytes add 128 each, subtracted below).
+    acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_xor_si512(v, flip), _mm512_setzero_si512()));
+    if (len - k >= 64) {
+      _mm512_storeu_si512(dst + k, v);
+    } else {
+      _mm512_mask_storeu_epi8(dst + k, mk, v);
+    }
+  }
+  const int64_t padded = (len + 63) / 64 * 64;
+  sum = static_cast<int32_t>(_mm512_reduce_add_epi64(acc) - 128 * padded);
+  return any != 0;
+}
+
+/// laneTileAvx512 from codes: lane l, index k of the mantissas at m[l + k·sk], the lanes'
+/// shared exponents at e[l] (unit stride); the same tile, sums and ulp exponents.
+void laneTileCodesAvx512(const int8_t* m, const int16_t* e, int64_t sk, int64_t len, int64_t P,
+                         int nLanes, int bits, int8_t* tile, int32_t* sums, int32_t* sa) {
+  const __mmask16 lanes = static_cast<__mmask16>(nLanes >= 16 ? 0xffff : (1u << nLanes) - 1u);
+  __m128i any = _mm_setzero_si128();
+  __m512i acc = _mm512_setzero_si512();
+  for (int64_t k = 0; k < len; ++k) {
+    const __m128i v = _mm_maskz_loadu_epi8(lanes, m + k * sk);
+    any = _mm_or_si128(any, v);
+    acc = _mm512_add_epi32(acc, _mm512_cvtepi8_epi32(v));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(tile + k * 16), v);
+  }
+  std::memset(tile + len * 16, 0, static_cast<size_t>((P - len) * 16));
+  _mm512_storeu_si512(sums, acc);
+  const __mmask16 live = _mm_test_epi8_mask(any, any);
+  const __m512i ev = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(lanes, e));
+  _mm512_storeu_si512(sa, _mm512_mask_sub_epi32(_mm512_set1_epi32(INT32_MIN), live, ev,
+                                                _mm512_set1_epi32(bits - 1)));
+}
+
 #pragma GCC pop_options
 
 namespace {
+
+/// Block b (values k0.., `len` of them) of segment `sg` of row i from the codes: mantissas to
+/// dst[0, len), Σ m to `sum`; returns the ulp exponent, INT32_MIN when all mantissas are zero.
+int32_t blockCodes(const BfpSource& s, int64_t i, int64_t sg, int64_t b, int64_t k0, int64_t len,
+                   int8_t* dst, int32_t& sum, bool avx) {
+  const int64_t i1 = i / s.rows2, i2 = i % s.rows2;
+  const int8_t* m = s.mantissas + i1 * s.s1 + i2 * s.s2 + sg * s.sSeg + k0 * s.sk;
+  bool any = false;
+  if (avx && s.sk == 1) {
+    any = copyCodesAvx512(m, len, dst, sum);
+  } else {
+    int32_t total = 0;
+    for (int64_t k = 0; k < len; ++k) {
+      dst[k] = m[k * s.sk];
+      total += dst[k];
+      any |= dst[k] != 0;
+    }
+    sum = total;
+  }
+  if (!any) return INT32_MIN;
+  return s.exponents[i1 * s.e1 + i2 * s.e2 + sg * s.eSeg + b * s.eb] - (s.bits - 1);
+}
 
 /// Reads the `len` values of block k0.. of segment `sg` of row i into buf.
 void readBlock(const BfpSource& s, int64_t i, int64_t sg, int64_t k0, int64_t len, float* buf) {
@@ -244,7 +309,8 @@ BfpPackedA bfpPackA(const BfpSource& s, int64_t block, BfpIsa isa) {
   bool onGrid = true;
   std::mutex mu;
   // A transposed source (rows at unit stride, k strided): 16 rows at a time with AVX-512.
-  const bool lanePath = isa == BfpIsa::Vnni && s.sk != 1 && (s.rows2 > 1 ? s.s2 == 1 : s.s1 == 1);
+  const bool lanePath = isa == BfpIsa::Vnni && s.sk != 1 && (s.rows2 > 1 ? s.s2 == 1 : s.s1 == 1) &&
+                        (!s.mantissas || (s.rows2 > 1 ? s.e2 == 1 : s.e1 == 1));
   if (lanePath) {
     const int64_t n2 = s.rows2 > 1 ? s.rows2 : s.rows1, outer = s.rows2 > 1 ? s.rows1 : 1;
     const int64_t tilesPer = (n2 + 15) / 16;
@@ -257,13 +323,21 @@ BfpPackedA bfpPackA(const BfpSource& s, int64_t block, BfpIsa isa) {
         const int64_t o = t / tilesPer, j0 = (t % tilesPer) * 16;
         const int nl = static_cast<int>(std::min<int64_t>(16, n2 - j0));
         const int64_t i0 = o * (s.rows2 > 1 ? s.rows2 : 0) + j0;  // first row of the tile
-        const float* rowBase = s.values + (s.rows2 > 1 ? o * s.s1 + j0 : j0);
+        const float* rowBase = s.values ? s.values + (s.rows2 > 1 ? o * s.s1 + j0 : j0) : nullptr;
         for (int64_t sg = 0; sg < s.segments; ++sg) {
           for (int64_t b = 0; b < bk.perSegment; ++b) {
             const int64_t kb = sg * bk.perSegment + b;
             const int64_t k0 = b * block, len = std::min(block, s.segLen - k0);
-            laneTileAvx512(rowBase + sg * s.sSeg + k0 * s.sk, s.sk, len, a.P, nl, s.bits,
-                           tile.data(), sums, sa, ok);
+            if (s.mantissas) {
+              const int64_t at = s.rows2 > 1 ? o * s.s1 + j0 : j0;
+              const int64_t eAt = s.rows2 > 1 ? o * s.e1 + j0 : j0;
+              laneTileCodesAvx512(s.mantissas + at + sg * s.sSeg + k0 * s.sk,
+                                  s.exponents + eAt + sg * s.eSeg + b * s.eb, s.sk, len, a.P, nl,
+                                  s.bits, tile.data(), sums, sa);
+            } else {
+              laneTileAvx512(rowBase + sg * s.sSeg + k0 * s.sk, s.sk, len, a.P, nl, s.bits,
+                             tile.data(), sums, sa, ok);
+            }
             for (int l = 0; l < nl; ++l) {
               int8_t* row = a.data() + (i0 + l) * a.rowBytes;
               int8_t* dst = row + kb * a.P;
@@ -292,9 +366,13 @@ BfpPackedA bfpPackA(const BfpSource& s, int64_t block, BfpIsa isa) {
           for (int64_t b = 0; b < bk.perSegment; ++b) {
             const int64_t kb = sg * bk.perSegment + b;
             const int64_t k0 = b * block, len = std::min(block, s.segLen - k0);
-            readBlock(s, i, sg, k0, len, buf.data());
-            int32_t sum = 0;
-            const int32_t sa = convert(buf.data(), len, s.bits, row + kb * a.P, sum, ok);
+            int32_t sum = 0, sa;
+            if (s.mantissas) {
+              sa = blockCodes(s, i, sg, b, k0, len, row + kb * a.P, sum, isa == BfpIsa::Vnni);
+            } else {
+              readBlock(s, i, sg, k0, len, buf.data());
+              sa = convert(buf.data(), len, s.bits, row + kb * a.P, sum, ok);
+            }
             if (len < a.P) std::memset(row + kb * a.P + len, 0, static_cast<size_t>(a.P - len));
             const int32_t corr = -128 * sum;
             std::memcpy(row + corrOff + kb * 4, &corr, 4);
@@ -346,7 +424,8 @@ BfpPackedB bfpPackB(const BfpSource& s, int64_t block, BfpIsa isa) {
   bool onGrid = true;
   std::mutex mu;
   // A transposed source (columns n at unit stride): one panel of 16 columns at a time.
-  const bool lanePath = isa == BfpIsa::Vnni && s.sk != 1 && s.rows2 == 1 && s.s1 == 1;
+  const bool lanePath =
+      isa == BfpIsa::Vnni && s.sk != 1 && s.rows2 == 1 && s.s1 == 1 && (!s.mantissas || s.e1 == 1);
   if (lanePath) {
     parallelFor(0, b.panels, 1, [&](int64_t p0, int64_t p1) {
       ExpRange local;
@@ -361,8 +440,14 @@ BfpPackedB bfpPackB(const BfpSource& s, int64_t block, BfpIsa isa) {
           for (int64_t bb = 0; bb < bk.perSegment; ++bb) {
             const int64_t kb = sg * bk.perSegment + bb;
             const int64_t k0 = bb * block, len = std::min(block, s.segLen - k0);
-            laneTileAvx512(s.values + p * 16 + sg * s.sSeg + k0 * s.sk, s.sk, len, b.P, nl, s.bits,
-                           tile.data(), sums, sb, ok);
+            if (s.mantissas) {
+              laneTileCodesAvx512(s.mantissas + p * 16 + sg * s.sSeg + k0 * s.sk,
+                                  s.exponents + p * 16 + sg * s.eSeg + bb * s.eb, s.sk, len, b.P,
+                                  nl, s.bits, tile.data(), sums, sb);
+            } else {
+              laneTileAvx512(s.values + p * 16 + sg * s.sSeg + k0 * s.sk, s.sk, len, b.P, nl,
+                             s.bits, tile.data(), sums, sb, ok);
+            }
             uint8_t* dst = panel + kb * Q * 64;
             for (int64_t q = 0; q < Q; ++q) {
               for (int j = 0; j < 16; ++j) {
@@ -398,9 +483,13 @@ BfpPackedB bfpPackB(const BfpSource& s, int64_t block, BfpIsa isa) {
             for (int64_t bb = 0; bb < bk.perSegment; ++bb) {
               const int64_t kb = sg * bk.perSegment + bb;
               const int64_t k0 = bb * block, len = std::min(block, s.segLen - k0);
-              readBlock(s, p * 16 + j, sg, k0, len, buf.data());
-              int32_t sum = 0;
-              const int32_t sb = convert(buf.data(), len, s.bits, m.data(), sum, ok);
+              int32_t sum = 0, sb;
+              if (s.mantissas) {
+                sb = blockCodes(s, p * 16 + j, sg, bb, k0, len, m.data(), sum, isa == BfpIsa::Vnni);
+              } else {
+                readBlock(s, p * 16 + j, sg, k0, len, buf.data());
+                sb = convert(buf.data(), len, s.bits, m.data(), sum, ok);
+              }
               std::fill(m.begin() + len, m.end(), int8_t{0});
               uint8_t* dst = panel + kb * Q * 64 + j * 4;
               for (int64_t q = 0; q < Q; ++q) {

@@ -39,12 +39,21 @@ namespace mantissa::ops::detail {
 /// exceeds 2^(e-1), which lies on the grid, and rounding and saturation keep it there); so
 /// e = max(floor(log2 max|q|) + 1, -126), and m = q / ulp is exact. Values that are not on such
 /// a grid (not HBFP N-bit values blocked this way) are detected, and the GEMM falls back.
+///
+/// Or the operand's HBFP codes (what the dot-product layers pass, Hbfp::encode): `mantissas`
+/// (int8) at the same offsets as the values, and the blocks' shared exponents e (int16), the one
+/// of block kb of segment s of row (i1, i2) at exponents[i1·e1 + i2·e2 + s·eSeg + kb·eb]. Packing
+/// then copies the mantissas and takes ulp exponent e - (N-1) (none for a block whose mantissas
+/// are all zero, as the recovery gives): the same packed bytes.
 struct BfpSource {
   int64_t rows1 = 1, rows2 = 1;
   int64_t segments = 1, segLen = 0;
   const float* values = nullptr;
   int64_t s1 = 0, s2 = 0, sSeg = 0, sk = 1;
   int bits = 8;
+  const int8_t* mantissas = nullptr;
+  const int16_t* exponents = nullptr;
+  int64_t e1 = 0, e2 = 0, eSeg = 0, eb = 0;
   int64_t rows() const { return rows1 * rows2; }
 };
 
