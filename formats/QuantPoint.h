@@ -74,8 +74,8 @@ class QuantPoint : public io::Stateful {
   /// As quantizeForward / quantizeBackward, but the codes only (Format::encode): the same
   /// arguments, stochastic-rounding stream and step, state, statistics and errors, so the point
   /// advances exactly as the quantize call would, and decode(codes) is bit for bit its result.
-  /// For fp32 the codes are a copy of x and no conversion is counted. The int8 convolution
-  /// takes its HBFP operands this way (1-byte mantissas instead of FP32 values).
+  /// For fp32 the codes are a copy of x and no conversion is counted. The int8 kernels take
+  /// their HBFP operands this way (1-byte mantissas instead of FP32 values).
   Encoded encodeForward(const Tensor& x, int64_t blockAxis);
   Encoded encodeBackward(const Tensor& g, int64_t blockAxis);
 

@@ -220,12 +220,13 @@ std::optional<Int8Operands> int8Pair(const formats::FormatPtr& a, const formats:
   return Int8Operands{oa.block, oa.bits, ob.bits};
 }
 
-/// The operand `point` gives an int8 kernel: its codes when `codes` and the blocks run along one
-/// axis, else its quantized values (quantizeAlong). The point advances the same either way.
+/// The operand `point` gives an int8 kernel of forward or backward-data: its codes when the
+/// blocks run along one axis, else its quantized values (quantizeAlong). The point advances the
+/// same either way.
 Int8Operand int8Operand(formats::QuantPoint& point, bool backward, const Tensor& t,
-                        const std::vector<int64_t>& axes, bool codes) {
+                        const std::vector<int64_t>& axes) {
   Int8Operand o;
-  if (codes && axes.size() == 1) {
+  if (axes.size() == 1) {
     o.codes = backward ? point.encodeBackward(t, axes[0]) : point.encodeForward(t, axes[0]);
     o.format = backward ? point.backwardFormat() : point.forwardFormat();
   } else {
@@ -298,8 +299,8 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
   Operand xo, wo;
   Tensor y;
   if (i8Fwd) {
-    const Int8Operand x8 = int8Operand(*activation_, false, xd, g.xForward, true);
-    const Int8Operand w8 = int8Operand(*weightPoint_, false, wd, g.wForward, true);
+    const Int8Operand x8 = int8Operand(*activation_, false, xd, g.xForward);
+    const Int8Operand w8 = int8Operand(*weightPoint_, false, wd, g.wForward);
     y = callInt8(g.int8Forward, *i8Fwd, g.forward, x8, w8);
   } else {
     xo = forwardOperand(*activation_, xd, g.xForward, packX,
@@ -331,8 +332,8 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
         // On the int8 path both operands are HBFP (re-blocked: eData is not reused below).
         Operand eData;
         if (i8Data) {
-          const Int8Operand e8 = int8Operand(*err, true, gy, g.gyDataGrad, true);
-          const Int8Operand w8 = int8Operand(*wp, false, ws, g.wDataGrad, true);
+          const Int8Operand e8 = int8Operand(*err, true, gy, g.gyDataGrad);
+          const Int8Operand w8 = int8Operand(*wp, false, ws, g.wDataGrad);
           grads[0] = quantizeAlong(*act, true,
                                    callInt8(g.int8BackwardData, *i8Data, g.backwardData, e8, w8),
                                    g.xForward);
