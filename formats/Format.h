@@ -71,6 +71,10 @@ struct Encoded {
   std::string spec;      // canonical spec of the format that produced it
   Shape shape;           // logical shape of the tensor
   int64_t blockAxis = -1;
+  /// Blocks along the flattened axes (two or more, normalised, in order; QuantizeArgs::blockAxes)
+  /// instead of blockAxis; empty otherwise. HBFP's exponents are then [the other axes in order...,
+  /// blocks of the flattened line].
+  std::vector<int64_t> blockAxes;
   Tensor codes;          // one code per element (U8 for 8-bit formats, I16/U16 for 16-bit, ...)
   Tensor exponents;      // shared exponents (per block or per tensor), if any
   std::vector<double> scalars;  // per-tensor parameters (S2FP8 alpha, beta; flex scale), if any

@@ -48,6 +48,47 @@ Shape exponentShape(const Shape& shape, int64_t blockAxis, int64_t block) {
   return s;
 }
 
+/// args.blockAxes normalised (in order); an axis given twice is an error.
+std::vector<int64_t> normalizedAxes(const Hbfp& f, const QuantizeArgs& args, int64_t rank) {
+  std::vector<int64_t> axes;
+  for (int64_t a : args.blockAxes) {
+    int64_t n = normalizeAxis(a, rank, "HBFP block axes");
+    MANTISSA_CHECK(std::find(axes.begin(), axes.end(), n) == axes.end(), f.spec(), " at '",
+                   args.pointName, "': block axis ", a, " given twice");
+    axes.push_back(n);
+  }
+  return axes;
+}
+
+/// Blocks along the flattened `axes` (two or more): the other axes in order, then the block
+/// axes in order (the permutation that makes every line contiguous); its inverse; the exponents'
+/// shape [other axes..., blocks of a line].
+struct Lines {
+  std::vector<int64_t> perm, inverse;
+  Shape moved, exponents;
+  int64_t length = 1;
+};
+
+Lines linesOf(const Shape& shape, const std::vector<int64_t>& axes, int64_t block) {
+  const auto rank = static_cast<int64_t>(shape.size());
+  Lines l;
+  l.inverse.resize(static_cast<size_t>(rank));
+  for (int64_t d = 0; d < rank; ++d) {
+    if (std::find(axes.begin(), axes.end(), d) == axes.end()) {
+      l.perm.push_back(d);
+      l.exponents.push_back(shape[d]);
+    }
+  }
+  l.perm.insert(l.perm.end(), axes.begin(), axes.end());
+  for (size_t i = 0; i < l.perm.size(); ++i) {
+    l.inverse[l.perm[i]] = static_cast<int64_t>(i);
+    l.moved.push_back(shape[l.perm[i]]);
+  }
+  for (int64_t a : axes) l.length *= shape[a];
+  l.exponents.push_back((l.length + block - 1) / block);
+  return l;
+}
+
 /// Counters of one pass into the caller's stats; a non-finite input is an error.
 void finishPass(const Hbfp& f, const QuantizeArgs& args, int64_t count,
                 const detail::HbfpPass& r) {
@@ -134,15 +175,10 @@ Tensor quantizePass(const Hbfp& f, const Tensor& x, const QuantizeArgs& args,
     return out;
   }
   const int64_t rank = x.dim();
-  std::vector<int64_t> axes;
-  for (int64_t a : args.blockAxes) {
-    int64_t n = normalizeAxis(a, rank, "HBFP block axes");
-    MANTISSA_CHECK(std::find(axes.begin(), axes.end(), n) == axes.end(), f.spec(), " at '",
-                   args.pointName, "': block axis ", a, " given twice");
-    axes.push_back(n);
-  }
+  const std::vector<int64_t> axes = normalizedAxes(f, args, rank);
   if (auto L = gatherLayout(x.shape(), axes, o.block)) {
-    if (xc.numel() > 0) add(detail::hbfpQuantizeGathered(xc.data<float>(), op, *L, p, isa));
+    if (xc.numel() > 0)
+      add(detail::hbfpQuantizeGathered(xc.data<float>(), op, nullptr, *L, p, isa));
     return out;
   }
   // Any other layout: move the block axes last, merge them, block along the last axis and move
@@ -234,35 +270,61 @@ Bf16Quantized Hbfp::quantizeBf16(const Tensor& x, const QuantizeArgs& args,
 Encoded Hbfp::encode(const Tensor& x, const QuantizeArgs& args, FormatState*) const {
   MANTISSA_CHECK(x.dtype() == DType::F32, spec(), " at '", args.pointName,
                  "': input must be f32, got ", dtypeName(x.dtype()));
-  MANTISSA_CHECK(args.blockAxes.size() < 2, spec(), " at '", args.pointName,
-                 "': encode blocks along one axis (blockAxis), got ", args.blockAxes.size(),
-                 " block axes");
   Tensor xc = x.contiguous();
   Encoded e;
   e.spec = spec();
   e.shape = x.shape();
-  e.blockAxis = x.dim() == 0 ? -1 : normalizeAxis(args.blockAxis, x.dim(), "HBFP block axis");
   e.codes = Tensor::uninitialized(x.shape(), codeType(options_.bits));
-  e.exponents = Tensor::uninitialized(exponentShape(x.shape(), args.blockAxis, options_.block), DType::I16);
   e.codeBits = options_.bits;  // real widths for packedBytes(): N-bit mantissas, 8-bit exponents
   e.exponentBits = 8;
-  detail::HbfpLayout L = layoutOf(x.shape(), args.blockAxis, options_.block);
   detail::HbfpParams p{options_.bits, options_.rounding, args.seed, args.stream, args.step};
   const auto isa = detail::bestKernelIsa();
-  int16_t* exps = e.exponents.data<int16_t>();
   detail::HbfpPass r;
-  switch (e.codes.dtype()) {
-    case DType::I8: r = detail::hbfpQuantize(xc.data<float>(), e.codes.data<int8_t>(), exps, L, p, isa); break;
-    case DType::I16: r = detail::hbfpQuantize(xc.data<float>(), e.codes.data<int16_t>(), exps, L, p, isa); break;
-    default: r = detail::hbfpQuantize(xc.data<float>(), e.codes.data<int32_t>(), exps, L, p, isa); break;
+  // One pass of hbfpQuantize (`gathered` false) or hbfpQuantizeGathered on the code type.
+  auto pass = [&](const float* src, Tensor& codes, int16_t* exps, const auto& layout) {
+    auto call = [&](auto* out) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(layout)>, detail::HbfpLayout>) {
+        return detail::hbfpQuantize(src, out, exps, layout, p, isa);
+      } else {
+        return detail::hbfpQuantizeGathered(src, out, exps, layout, p, isa);
+      }
+    };
+    switch (codes.dtype()) {
+      case DType::I8:
+        return call(codes.data<int8_t>());
+      case DType::I16:
+        return call(codes.data<int16_t>());
+      default:
+        return call(codes.data<int32_t>());
+    }
+  };
+  if (args.blockAxes.size() < 2) {
+    e.blockAxis = x.dim() == 0 ? -1 : normalizeAxis(args.blockAxis, x.dim(), "HBFP block axis");
+    e.exponents =
+        Tensor::uninitialized(exponentShape(x.shape(), args.blockAxis, options_.block), DType::I16);
+    r = pass(xc.data<float>(), e.codes, e.exponents.data<int16_t>(),
+             layoutOf(x.shape(), args.blockAxis, options_.block));
+  } else {
+    // The blocks and stochastic bits of quantize along these axes (quantizePass): read in place
+    // when the layout allows, else the lines made contiguous, encoded along the last axis and
+    // the codes moved back (the exponents are already in line order).
+    e.blockAxes = normalizedAxes(*this, args, x.dim());
+    const Lines l = linesOf(x.shape(), e.blockAxes, options_.block);
+    e.exponents = Tensor::uninitialized(l.exponents, DType::I16);
+    if (auto G = gatherLayout(x.shape(), e.blockAxes, options_.block)) {
+      if (xc.numel() > 0) r = pass(xc.data<float>(), e.codes, e.exponents.data<int16_t>(), *G);
+    } else {
+      Tensor moved = xc.permute(l.perm).contiguous();
+      Tensor codes = Tensor::uninitialized(l.moved, e.codes.dtype());
+      detail::HbfpLayout L;
+      L.outer = numelOf(l.moved) / std::max<int64_t>(l.length, 1);
+      L.axis = l.length;
+      L.block = options_.block;
+      if (xc.numel() > 0) r = pass(moved.data<float>(), codes, e.exponents.data<int16_t>(), L);
+      e.codes = codes.permute(l.inverse).contiguous();
+    }
   }
-  MANTISSA_CHECK(r.nonFinite == 0, spec(), " at '", args.pointName, "': ", r.nonFinite,
-                 " non-finite input value(s) (NaN/Inf); HBFP has no NaN or Inf");
-  if (args.stats) {
-    args.stats->count += xc.numel();
-    args.stats->saturated += r.saturated;
-    args.stats->flushed += r.flushed;
-  }
+  finishPass(*this, args, xc.numel(), r);
   return e;
 }
 
@@ -272,6 +334,21 @@ Tensor Hbfp::decode(const Encoded& e) const {
   MANTISSA_CHECK(e.codes.defined() && e.codes.dtype() == ct && e.codes.numel() == numelOf(e.shape),
                  spec(), " decode: codes must be ", dtypeName(ct), " with ", numelOf(e.shape),
                  " elements");
+  if (!e.blockAxes.empty()) {
+    // Several block axes: decode the lines made contiguous (blocks along the last axis), then
+    // move the values back.
+    const Lines l = linesOf(e.shape, e.blockAxes, options_.block);
+    MANTISSA_CHECK(e.exponents.defined() && e.exponents.shape() == l.exponents, spec(),
+                   " decode: exponents must be i16 of shape ", toString(l.exponents));
+    Encoded lines;
+    lines.spec = e.spec;
+    lines.shape = l.exponents;
+    lines.shape.back() = l.length;
+    lines.blockAxis = static_cast<int64_t>(lines.shape.size()) - 1;
+    lines.codes = e.codes.contiguous().permute(l.perm).contiguous().reshape(lines.shape);
+    lines.exponents = e.exponents;
+    return decode(lines).reshape(l.moved).permute(l.inverse).contiguous();
+  }
   Shape es = exponentShape(e.shape, e.blockAxis, options_.block);
   MANTISSA_CHECK(e.exponents.defined() && e.exponents.dtype() == DType::I16 &&
                      e.exponents.shape() == es,

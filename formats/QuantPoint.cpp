@@ -124,16 +124,18 @@ Encoded QuantPoint::encodeForward(const Tensor& x, Tensor& values, int64_t block
   });
 }
 
-Encoded QuantPoint::runEncode(QuantDirection& dir, const Tensor& x, int64_t blockAxis) {
+Encoded QuantPoint::runEncode(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
+                              std::span<const int64_t> blockAxes) {
   if (dir.format->isIdentity()) {
     // As run: fp32 counts no conversion.
     QuantizeArgs args;
     args.blockAxis = blockAxis;
+    args.blockAxes = blockAxes;
     args.pointName = name_;
     return dir.format->encode(x, args, nullptr);
   }
-  // The arguments run(dir, x, blockAxis) gives the quantizer.
-  return convert(dir, blockAxis, {}, [&](const QuantizeArgs& args, FormatState* state) {
+  // The arguments run(dir, x, blockAxis, blockAxes) gives the quantizer.
+  return convert(dir, blockAxis, blockAxes, [&](const QuantizeArgs& args, FormatState* state) {
     return dir.format->encode(x, args, state);
   });
 }
@@ -144,6 +146,14 @@ Encoded QuantPoint::encodeForward(const Tensor& x, int64_t blockAxis) {
 
 Encoded QuantPoint::encodeBackward(const Tensor& g, int64_t blockAxis) {
   return runEncode(bwd_, g, blockAxis);
+}
+
+Encoded QuantPoint::encodeForwardAlong(const Tensor& x, std::span<const int64_t> blockAxes) {
+  return runEncode(fwd_, x, -1, blockAxes);
+}
+
+Encoded QuantPoint::encodeBackwardAlong(const Tensor& g, std::span<const int64_t> blockAxes) {
+  return runEncode(bwd_, g, -1, blockAxes);
 }
 
 Tensor QuantPoint::quantizeForward(const Tensor& x, int64_t blockAxis) {

@@ -78,6 +78,11 @@ class QuantPoint : public io::Stateful {
   /// their HBFP operands this way (1-byte mantissas instead of FP32 values).
   Encoded encodeForward(const Tensor& x, int64_t blockAxis);
   Encoded encodeBackward(const Tensor& g, int64_t blockAxis);
+  /// As quantizeForwardAlong / quantizeBackwardAlong, but the codes only: blocks along the
+  /// flattened `blockAxes` (Encoded::blockAxes), the same bookkeeping as encodeForward. The
+  /// int8 weight-gradient kernel of the convolutions takes its operands this way.
+  Encoded encodeForwardAlong(const Tensor& x, std::span<const int64_t> blockAxes);
+  Encoded encodeBackwardAlong(const Tensor& g, std::span<const int64_t> blockAxes);
 
   /// Clears totalStats of both directions.
   void resetStats();
@@ -100,7 +105,8 @@ class QuantPoint : public io::Stateful {
                const Convert& fn);
   Tensor run(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
              std::span<const int64_t> blockAxes = {});
-  Encoded runEncode(QuantDirection& dir, const Tensor& x, int64_t blockAxis);
+  Encoded runEncode(QuantDirection& dir, const Tensor& x, int64_t blockAxis,
+                    std::span<const int64_t> blockAxes = {});
   Bf16Quantized runBf16(QuantDirection& dir, const Tensor& x, std::span<const int64_t> blockAxes);
 
   std::string name_;

@@ -37,8 +37,8 @@ inline void forRuns(const HbfpGatherLayout& L, int64_t base, int64_t k0, int64_t
 }
 
 template <class Out>
-HbfpPass gatheredScalar(const float* x, Out* out, const HbfpGatherLayout& L, const HbfpParams& p,
-                        const StochasticKey& key, int64_t b0, int64_t b1) {
+HbfpPass gatheredScalar(const float* x, Out* out, int16_t* exps, const HbfpGatherLayout& L,
+                        const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
   // Item = one block of one line: the steps of rowsScalar (HbfpKernels.cpp) on the gathered line.
   HbfpPass cnt;
   const bool sr = p.rounding == Rounding::Stochastic;
@@ -58,7 +58,9 @@ HbfpPass gatheredScalar(const float* x, Out* out, const HbfpGatherLayout& L, con
         }
       }
     });
-    Scale sc = scaleFor(blockExponent(amax), p.bits);
+    const int e = blockExponent(amax);
+    if (exps) exps[item] = static_cast<int16_t>(e);
+    Scale sc = scaleFor(e, p.bits);
     if (sr) fillBitsScalar(key, static_cast<uint64_t>(row * len + k0), k1 - k0, bits.data());
     forRuns(L, base, k0, k1, [&](int64_t off, int64_t n, int64_t k) {
       for (int64_t j = 0; j < n; ++j) {
@@ -86,8 +88,9 @@ inline void copyFloats(float* d, const float* s, int64_t n) {
 
 /// Copies n outputs (a piece of a gathered block's result).
 inline void copyOut(float* d, const float* s, int64_t n) { copyFloats(d, s, n); }
-inline void copyOut(Bf16Bits* d, const Bf16Bits* s, int64_t n) {
-  std::memcpy(d, s, static_cast<size_t>(n) * sizeof(Bf16Bits));
+template <class Out>
+inline void copyOut(Out* d, const Out* s, int64_t n) {
+  std::memcpy(d, s, static_cast<size_t>(n) * sizeof(Out));
 }
 
 /// Where the 64 values of a gathered block spanning runs lie, relative to its line: lane i of
@@ -184,8 +187,8 @@ template <class Out>
 }
 
 template <class Out>
-HbfpPass gatheredAvx512(const float* x, Out* out, const HbfpGatherLayout& L, const HbfpParams& p,
-                        const StochasticKey& key, int64_t b0, int64_t b1) {
+HbfpPass gatheredAvx512(const float* x, Out* out, int16_t* exps, const HbfpGatherLayout& L,
+                        const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
   // A block inside one run is contiguous and quantized in place, like the blocks of the
   // last-axis layout (every block when the run length is a multiple of the block); a block
   // spanning runs is loaded from its pieces (spanBlock64; other block sizes through a buffer).
@@ -215,12 +218,13 @@ HbfpPass gatheredAvx512(const float* x, Out* out, const HbfpGatherLayout& L, con
     const int64_t n = std::min(L.block, len - k0);
     const int64_t lineBase = row * L.rowStride;
     const auto index = static_cast<uint64_t>(row * len + k0);
+    int16_t* ex = exps ? exps + row * nb + k0 / L.block : nullptr;
     if (t + n <= L.segment) {
       const int64_t off = lineBase + s * L.segmentStride + t;
       if (n == 64) {
-        contigBlock<64>(x + off, out + off, n, nullptr, c, index, cnt, r);
+        contigBlock<64>(x + off, out + off, n, ex, c, index, cnt, r);
       } else {
-        contigBlock<0>(x + off, out + off, n, nullptr, c, index, cnt, r);
+        contigBlock<0>(x + off, out + off, n, ex, c, index, cnt, r);
       }
     } else {
       // Calls f(source offset, position in the block, count) for the block's pieces.
@@ -237,9 +241,11 @@ HbfpPass gatheredAvx512(const float* x, Out* out, const HbfpGatherLayout& L, con
           }
         }
       };
-      if (n == 64 && (planned == k0 || (plan = spanPlan(L, s, t), planned = k0, true)) &&
+      // spanBlock64 writes values (float, Bf16Bits); codes and exponents take the buffer.
+      constexpr bool kValues = std::is_same_v<Out, float> || std::is_same_v<Out, Bf16Bits>;
+      if (kValues && n == 64 && (planned == k0 || (plan = spanPlan(L, s, t), planned = k0, true)) &&
           plan.fits) {
-        spanBlock64(x, out, lineBase, plan, c, index, cnt, r);
+        if constexpr (kValues) spanBlock64(x, out, lineBase, plan, c, index, cnt, r);
       } else {
         if (buf.empty()) {
           buf.resize(static_cast<size_t>(L.block));
@@ -247,7 +253,7 @@ HbfpPass gatheredAvx512(const float* x, Out* out, const HbfpGatherLayout& L, con
         }
         pieces(
             [&](int64_t off, int64_t pos, int64_t m) { copyFloats(buf.data() + pos, x + off, m); });
-        if (contigBlock<0>(buf.data(), res.data(), n, nullptr, c, index, cnt, r)) {
+        if (contigBlock<0>(buf.data(), res.data(), n, ex, c, index, cnt, r)) {
           pieces([&](int64_t off, int64_t pos, int64_t m) {
             copyOut(out + off, res.data() + pos, m);
           });
@@ -276,7 +282,7 @@ HbfpPass gatheredAvx512(const float* x, Out* out, const HbfpGatherLayout& L, con
 }  // namespace
 
 template <class Out>
-HbfpPass hbfpQuantizeGathered(const float* x, Out* out, const HbfpGatherLayout& L,
+HbfpPass hbfpQuantizeGathered(const float* x, Out* out, int16_t* exps, const HbfpGatherLayout& L,
                               const HbfpParams& p, KernelIsa isa) {
   MANTISSA_CHECK(p.bits >= 2 && p.bits <= 24, "hbfpQuantizeGathered: width ", p.bits,
                  " outside [2, 24]");
@@ -291,15 +297,26 @@ HbfpPass hbfpQuantizeGathered(const float* x, Out* out, const HbfpGatherLayout& 
   return reduceChunks(
       items, chunk, HbfpPass{},
       [&](int64_t b0, int64_t b1) {
-        return avx ? gatheredAvx512(x, out, L, p, key, b0, b1)
-                   : gatheredScalar(x, out, L, p, key, b0, b1);
+        return avx ? gatheredAvx512(x, out, exps, L, p, key, b0, b1)
+                   : gatheredScalar(x, out, exps, L, p, key, b0, b1);
       },
       combine);
 }
 
-template HbfpPass hbfpQuantizeGathered<float>(const float*, float*, const HbfpGatherLayout&,
-                                              const HbfpParams&, KernelIsa);
-template HbfpPass hbfpQuantizeGathered<Bf16Bits>(const float*, Bf16Bits*, const HbfpGatherLayout&,
-                                                 const HbfpParams&, KernelIsa);
+template HbfpPass hbfpQuantizeGathered<float>(const float*, float*, int16_t*,
+                                              const HbfpGatherLayout&, const HbfpParams&,
+                                              KernelIsa);
+template HbfpPass hbfpQuantizeGathered<Bf16Bits>(const float*, Bf16Bits*, int16_t*,
+                                                 const HbfpGatherLayout&, const HbfpParams&,
+                                                 KernelIsa);
+template HbfpPass hbfpQuantizeGathered<int8_t>(const float*, int8_t*, int16_t*,
+                                               const HbfpGatherLayout&, const HbfpParams&,
+                                               KernelIsa);
+template HbfpPass hbfpQuantizeGathered<int16_t>(const float*, int16_t*, int16_t*,
+                                                const HbfpGatherLayout&, const HbfpParams&,
+                                                KernelIsa);
+template HbfpPass hbfpQuantizeGathered<int32_t>(const float*, int32_t*, int16_t*,
+                                                const HbfpGatherLayout&, const HbfpParams&,
+                                                KernelIsa);
 
 }  // namespace mantissa::formats::detail

@@ -73,9 +73,12 @@ struct HbfpGatherLayout {
 /// hbfpQuantize on the gathered [rows, length] matrix, written back to the source positions:
 /// the same values and counters as gathering, quantizing with blocks along the last axis and
 /// scattering back (stochastic bits keyed by the gathered index r * length + k), without the
-/// two copies. Positions outside the layout are left untouched. `Out`: float or Bf16Bits.
+/// two copies. Positions outside the layout are left untouched. `Out` as for hbfpQuantize
+/// (values, bf16 patterns or integer mantissas); `exps` (optional) receives block b of line r's
+/// exponent at exps[r * numBlocks() + b].
 template <class Out>
-HbfpPass hbfpQuantizeGathered(const float* x, Out* out, const HbfpGatherLayout& layout,
-                              const HbfpParams& params, KernelIsa isa);
+HbfpPass hbfpQuantizeGathered(const float* x, Out* out, int16_t* exps,
+                              const HbfpGatherLayout& layout, const HbfpParams& params,
+                              KernelIsa isa);
 
 }  // namespace mantissa::formats::detail

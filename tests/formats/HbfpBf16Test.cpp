@@ -172,8 +172,8 @@ TEST_CASE("HBFP bf16: the kernels write the high halves of the values, on every 
                                      6};
               std::vector<float> f(v.size());
               std::vector<fd::Bf16Bits> b(v.size());
-              fd::HbfpPass pf = fd::hbfpQuantizeGathered(v.data(), f.data(), L, p, isa);
-              fd::HbfpPass pb = fd::hbfpQuantizeGathered(v.data(), b.data(), L, p, isa);
+              fd::HbfpPass pf = fd::hbfpQuantizeGathered(v.data(), f.data(), nullptr, L, p, isa);
+              fd::HbfpPass pb = fd::hbfpQuantizeGathered(v.data(), b.data(), nullptr, L, p, isa);
               checkHalves(b, pb, f, pf);
             }
           }

@@ -122,11 +122,25 @@ TEST_CASE("HBFP: gathered kernel equals blocking the gathered copy along its las
             CAPTURE(static_cast<int>(rounding));
             CAPTURE(fd::kernelIsaName(isa));
             std::vector<float> out(static_cast<size_t>(total), NAN);
-            fd::HbfpPass got = fd::hbfpQuantizeGathered(x.data(), out.data(), L, p, isa);
+            fd::HbfpPass got = fd::hbfpQuantizeGathered(x.data(), out.data(), nullptr, L, p, isa);
             CHECK(sameBits(out, expected));
             CHECK(got.saturated == want.saturated);
             CHECK(got.flushed == want.flushed);
             CHECK(got.nonFinite == 0);
+            // Codes and exponents: those of the gathered copy, scattered back.
+            std::vector<int8_t> refCodes(static_cast<size_t>(total)), codes(refCodes.size());
+            std::vector<int16_t> refExps(static_cast<size_t>(g.c * L.numBlocks())),
+                exps(refExps.size(), INT16_MIN);
+            fd::hbfpQuantize(gathered.data(), refCodes.data(), refExps.data(), rowsLayout, p,
+                             fd::KernelIsa::Generic);
+            fd::HbfpPass gotCodes =
+                fd::hbfpQuantizeGathered(x.data(), codes.data(), exps.data(), L, p, isa);
+            bool same = true;
+            for (int64_t j = 0; j < total; ++j) same = same && codes[at[j]] == refCodes[j];
+            CHECK(same);
+            CHECK(exps == refExps);
+            CHECK(gotCodes.saturated == want.saturated);
+            CHECK(gotCodes.flushed == want.flushed);
           }
         }
       }
@@ -144,7 +158,7 @@ TEST_CASE("HBFP: gathered kernel counts non-finite inputs and leaves other posit
     fd::HbfpGatherLayout L{.rows = 2, .rowStride = 20, .segments = 2, .segment = 10,
                            .segmentStride = 30, .block = 8};
     std::vector<float> out(60, 7.0f);
-    fd::HbfpPass r = fd::hbfpQuantizeGathered(x.data(), out.data(), L, {}, isa);
+    fd::HbfpPass r = fd::hbfpQuantizeGathered(x.data(), out.data(), nullptr, L, {}, isa);
     CHECK(r.nonFinite == 2);
     for (int64_t i = 10; i < 20; ++i) CHECK(out[i] == 7.0f);
     for (int64_t i = 40; i < 50; ++i) CHECK(out[i] == 7.0f);
@@ -191,6 +205,67 @@ TEST_CASE("HBFP: quantize with several block axes equals quantizing the moved co
   }
 }
 
+TEST_CASE(
+    "HBFP: encode with several block axes - decode equals quantize, codes of the moved copy") {
+  // N,H,W blocks with blocks straddling images (7x7, 9x9 and 5x2 planes against blocks of 64 and
+  // 16), partial last blocks, the copying layouts, an empty tensor; I8, I16 and I32 codes.
+  std::vector<Case> cases{
+      {{6, 3, 7, 7}, {0, 2, 3}}, {{4, 1, 5, 9, 9}, {0, 3, 4}}, {{3, 4, 2, 5}, {0, 2, 3}},
+      {{5, 6, 1, 1}, {0, 2, 3}}, {{3, 4, 5, 6}, {3, 0}},       {{3, 4, 5, 6}, {1, 3}},
+      {{2, 3, 4, 5}, {-1, -2}},  {{0, 3, 4, 4}, {0, 2, 3}},    {{3, 2, 5, 6}, {0, 1, 2, 3}}};
+  for (const char* spec : {"hbfp8", "hbfp4:block=16", "hbfp6:round=stochastic",
+                           "hbfp8:round=stochastic", "hbfp12", "hbfp20:block=7"}) {
+    FormatPtr f = parse(spec);
+    const int bits = std::static_pointer_cast<const Hbfp>(f)->options().bits;
+    for (const Case& c : cases) {
+      CAPTURE(spec);
+      CAPTURE(toString(c.shape));
+      const int64_t n = numelOf(c.shape);
+      std::vector<float> v = values(n, static_cast<uint64_t>(n) + 5);
+      if (n > 40) v[40] = 1e30f;  // a saturating block
+      Tensor x = Tensor::fromVector(v, c.shape);
+      std::vector<int64_t> axes;
+      int64_t len = 1;
+      for (int64_t a : c.axes) {
+        axes.push_back(a < 0 ? a + static_cast<int64_t>(c.shape.size()) : a);
+        len *= c.shape[axes.back()];
+      }
+      QuantStats qStats, eStats, mStats;
+      QuantizeArgs qa{.blockAxes = c.axes, .seed = 9, .stream = 8, .step = 7, .stats = &qStats};
+      Tensor q = f->quantize(x, qa);
+      QuantizeArgs ea = qa;
+      ea.stats = &eStats;
+      Encoded e = f->encode(x, ea);
+      CHECK(e.blockAxes == axes);
+      CHECK(e.codes.shape() == c.shape);
+      CHECK(sameBits(f->decode(e).toVector<float>(), q.toVector<float>()));
+      CHECK(eStats.count == qStats.count);
+      CHECK(eStats.saturated == qStats.saturated);
+      CHECK(eStats.flushed == qStats.flushed);
+      // The codes and exponents of the moved copy [kept, length] encoded along its last axis.
+      std::vector<int64_t> src = movedOrder(c.shape, axes);
+      std::vector<float> moved(static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) moved[j] = v[src[j]];
+      const int64_t rows = len == 0 ? 0 : n / len;
+      QuantizeArgs ma{.blockAxis = -1, .seed = 9, .stream = 8, .step = 7, .stats = &mStats};
+      Encoded m = f->encode(Tensor::fromVector(moved, {rows, len}), ma);
+      Shape expShape;
+      for (int64_t d = 0; d < static_cast<int64_t>(c.shape.size()); ++d) {
+        if (std::find(axes.begin(), axes.end(), d) == axes.end()) expShape.push_back(c.shape[d]);
+      }
+      expShape.push_back(m.exponents.shape().back());
+      CHECK(e.exponents.shape() == expShape);
+      CHECK(e.exponents.contiguous().toVector<int16_t>() == m.exponents.toVector<int16_t>());
+      Tensor ec = e.codes.to(DType::I32), mc = m.codes.to(DType::I32);
+      std::vector<int32_t> got = ec.toVector<int32_t>(), ref = mc.toVector<int32_t>();
+      bool same = got.size() == ref.size();
+      for (int64_t j = 0; same && j < n; ++j) same = got[src[j]] == ref[j];
+      CHECK(same);
+      CHECK(e.codes.dtype() == (bits <= 8 ? DType::I8 : bits <= 16 ? DType::I16 : DType::I32));
+    }
+  }
+}
+
 TEST_CASE("HBFP: several block axes - bad input") {
   FormatPtr f = parse("hbfp8");
   Tensor x = Tensor::fromVector(values(24, 1), {2, 3, 4});
@@ -199,8 +274,10 @@ TEST_CASE("HBFP: several block axes - bad input") {
                        Error);
   CHECK_THROWS_AS(f->quantize(x, {.blockAxes = outside}), Error);
   std::vector<int64_t> two{0, 2};
-  CHECK_THROWS_WITH_AS(f->encode(x, {.blockAxes = two}), doctest::Contains("one axis"), Error);
+  CHECK_THROWS_WITH_AS(f->encode(x, {.blockAxes = twice}), doctest::Contains("given twice"), Error);
   Tensor bad = Tensor::fromVector({1.0f, NAN, 2.0f, 3.0f}, {2, 1, 2});
   CHECK_THROWS_WITH_AS(f->quantize(bad, {.blockAxes = two, .pointName = "conv1.activation"}),
                        doctest::Contains("conv1.activation"), Error);
+  CHECK_THROWS_WITH_AS(f->encode(bad, {.blockAxes = two, .pointName = "conv1.activation"}),
+                       doctest::Contains("non-finite"), Error);
 }

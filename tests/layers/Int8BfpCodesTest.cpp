@@ -171,9 +171,16 @@ TEST_CASE("Int8Bfp layers: QuantPoint encodes as it quantizes (values, state, st
     CHECK(bitsOf(qf.toVector()) == bitsOf(ef.toVector()));
     CHECK(bitsOf(qb.toVector()) == bitsOf(eb.toVector()));
     CHECK(bitsOf(qf.toVector()) != bitsOf(qb.toVector()));  // the directions' streams differ
+    // Along N, H, W (the weight gradient's operands; blocks straddle images).
+    const std::vector<int64_t> nhw{0, 2, 3};
+    const Tensor af = a.quantizeForwardAlong(t, nhw), ab = a.quantizeBackwardAlong(t, nhw);
+    const Tensor gf = f->decode(b.encodeForwardAlong(t, nhw));
+    const Tensor gb = f->decode(b.encodeBackwardAlong(t, nhw));
+    CHECK(bitsOf(af.toVector()) == bitsOf(gf.toVector()));
+    CHECK(bitsOf(ab.toVector()) == bitsOf(gb.toVector()));
   }
   for (auto [da, db] : {std::pair{&a.forward(), &b.forward()}, {&a.backward(), &b.backward()}}) {
-    CHECK(da->calls == 3);
+    CHECK(da->calls == 6);
     CHECK(db->calls == da->calls);
     CHECK(db->totalStats.count == da->totalStats.count);
     CHECK(db->totalStats.saturated == da->totalStats.saturated);
