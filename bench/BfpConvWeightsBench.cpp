@@ -1,5 +1,6 @@
 // mantissa-bench-int8-wgrad: the int8 block-FP weight gradient of a convolution
-// (ops::detail::bfpConv2dBackwardWeights, packing from the quantized FP32 operands included)
+// (ops::detail::bfpConv2dBackwardWeights, packing from the operands' HBFP codes included, as
+// Conv2d calls it; int8_values_ms: packing from the FP32 values by mantissa recovery instead)
 // against the bf16 path it replaces: oneDNN's bf16 convolution backward-weights on the same
 // hbfp8 operands as exact bf16, with the toBf16Exact conversions of both operands timed apart.
 // Per ResNet-20 3x3 layer shape (stride 1, padding 1), 1 and 2 threads; the variants interleave
@@ -105,7 +106,7 @@ int main(int argc, char** argv) {
     const std::vector<int64_t> nhw{0, 2, 3};
     std::printf(
         "layer,batch,bits,threads,bf16_wgrad_ms,bf16_convert_ms,int8_ms,int8_vs_bf16,"
-        "int8_vs_bf16_with_convert\n");
+        "int8_vs_bf16_with_convert,int8_values_ms\n");
     for (int threads : threadCounts) {
       setNumThreads(threads);
       for (const Item& it : items) {
@@ -114,8 +115,9 @@ int main(int argc, char** argv) {
         const Shape xs{batch, C, H, H}, ws{C, C, 3, 3};
         formats::QuantizeArgs args;
         args.blockAxes = nhw;  // the weight-gradient GEMM's reduction axes
-        Tensor x = hbfp->quantize(Tensor::randn(xs, rng), args);
-        Tensor gy = hbfp->quantize(Tensor::randn(xs, rng), args);
+        const formats::Encoded xe = hbfp->encode(Tensor::randn(xs, rng), args);
+        const formats::Encoded ge = hbfp->encode(Tensor::randn(xs, rng), args);
+        Tensor x = hbfp->decode(xe), gy = hbfp->decode(ge);
         const Conv2dOptions opts{.padding = 1};
         od::Bf16Operand xb = od::toBf16Exact(x), gb = od::toBf16Exact(gy);
         MANTISSA_CHECK(xb.exact() && gb.exact(), "bench: operands not exact in bf16");
@@ -130,16 +132,22 @@ int main(int argc, char** argv) {
                                       .k = 3,
                                       .bitsX = bits,
                                       .bitsGy = bits};
+        od::BfpWeightGradArgs c = a;
+        c.xCodes = xe.codes.data<int8_t>();
+        c.xExps = xe.exponents.data<int16_t>();
+        c.gyCodes = ge.codes.data<int8_t>();
+        c.gyExps = ge.exponents.data<int16_t>();
         bool exact = true;
         auto t =
             interleaved({[&] { (void)conv2dBackwardWeights(xb.bits, gb.bits, ws, opts, false); },
                          [&] { (void)od::toBf16Exact(x), (void)od::toBf16Exact(gy); },
+                         [&] { exact &= od::bfpConv2dBackwardWeights(c, 64, dw.data<float>()); },
                          [&] { exact &= od::bfpConv2dBackwardWeights(a, 64, dw.data<float>()); }},
                         rounds);
         MANTISSA_CHECK(exact, "bench: the int8 weight gradient declined");
-        std::printf("%s,%lld,%d,%d,%.3f,%.3f,%.3f,%.2f,%.2f\n", it.name,
+        std::printf("%s,%lld,%d,%d,%.3f,%.3f,%.3f,%.2f,%.2f,%.3f\n", it.name,
                     static_cast<long long>(batch), bits, threads, 1e3 * t[0], 1e3 * t[1],
-                    1e3 * t[2], t[0] / t[2], (t[0] + t[1]) / t[2]);
+                    1e3 * t[2], t[0] / t[2], (t[0] + t[1]) / t[2], 1e3 * t[3]);
       }
     }
     return 0;

@@ -171,15 +171,22 @@ Tensor Conv2d::forward(const Tensor& input) {
     };
   }
   // Backward-weights of the same geometry: ops::detail::bfpConv2dBackwardWeights, whose x and gy
-  // are blocked along (N, H, W) per channel (FP32 values: HBFP's encoding has one block axis).
+  // are blocked along (N, H, W) per channel: HBFP codes (I8 mantissas of x5 / gy5, exponents
+  // [1, channels, blocks]).
   if (direct && std::min(in_, out_) >= kInt8WeightGradMinChannels) {
     g.int8BackwardWeights = [=](const Int8Operand& x, const Int8Operand& gy,
                                 const Int8Operands& ob) -> Tensor {
       namespace od = ops::detail;
-      Tensor xv = x.values().contiguous(), gv = gy.values().contiguous();
+      MANTISSA_CHECK(x.hasCodes() && gy.hasCodes() && x.codes.codes.dtype() == DType::I8 &&
+                         gy.codes.codes.dtype() == DType::I8,
+                     "Conv2d: int8 weight gradient expects I8 HBFP codes");
+      const Tensor xc = x.codes.codes.contiguous(), gc = gy.codes.codes.contiguous();
+      const Tensor xe = x.codes.exponents.contiguous(), ge = gy.codes.exponents.contiguous();
       Tensor dw = Tensor::uninitialized(w5);
-      const od::BfpWeightGradArgs a{.x = xv.data<float>(),
-                                    .gy = gv.data<float>(),
+      const od::BfpWeightGradArgs a{.xCodes = xc.data<int8_t>(),
+                                    .xExps = xe.data<int16_t>(),
+                                    .gyCodes = gc.data<int8_t>(),
+                                    .gyExps = ge.data<int16_t>(),
                                     .N = n,
                                     .C = xShape[1],
                                     .O = wShape[0],

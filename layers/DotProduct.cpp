@@ -235,6 +235,22 @@ Int8Operand int8Operand(formats::QuantPoint& point, bool backward, const Tensor&
   return o;
 }
 
+/// The operand `point` gives the int8 kernel of backward-weights: its codes blocked along the
+/// flattened `axes` when there are several (a convolution's N, H, W: encodeForwardAlong /
+/// encodeBackwardAlong), else its quantized values (Linear's kernel reads values). The point
+/// advances as quantizeAlong would either way.
+Int8Operand int8WeightGradOperand(formats::QuantPoint& point, bool backward, const Tensor& t,
+                                  const std::vector<int64_t>& axes) {
+  Int8Operand o;
+  if (axes.size() > 1) {
+    o.codes = backward ? point.encodeBackwardAlong(t, axes) : point.encodeForwardAlong(t, axes);
+    o.format = backward ? point.backwardFormat() : point.forwardFormat();
+  } else {
+    o.f32 = quantizeAlong(point, backward, t, axes);
+  }
+  return o;
+}
+
 /// fn8(a, b, int8) when the kernel accepts the operands, otherwise fn on their FP32 values (the
 /// int8 operands are never converted to bf16).
 template <class F>
@@ -346,7 +362,14 @@ Tensor DotProductLayer::run(const Tensor& x, const Tensor& w, const Tensor& bias
                                        : restore(wSaved);
           grads[0] = quantizeAlong(*act, true, callGemm(g.backwardData, eData, wData), g.xForward);
         }
-        if (needW) {
+        if (needW && i8Wgt) {
+          // Both operands HBFP (re-blocked along N, H, W for a convolution), error point first.
+          const Int8Operand e8 = int8WeightGradOperand(*err, true, gy, g.gyWeightGrad);
+          const Int8Operand x8 = int8WeightGradOperand(*act, false, xs, g.xWeightGrad);
+          grads[1] = quantizeAlong(
+              *wp, true, callInt8(g.int8BackwardWeights, *i8Wgt, g.backwardWeights, x8, e8),
+              g.wForward);
+        } else if (needW) {
           Operand eWeight =
               blockedErr ? quantizedOperand(*err, true, gy, g.gyWeightGrad, fe && fx && !i8Wgt)
                          : eData;

@@ -17,8 +17,9 @@ struct Int8Operands {
 /// One operand of an int8 block-FP kernel (Int8Gemm) as its quantization point produced it: the
 /// HBFP codes (`codes`: I8 mantissas in the operand's shape, I16 shared exponents, blocks along
 /// codes.blockAxis; QuantPoint::encodeForward / encodeBackward) for forward and backward-data,
-/// the quantized FP32 values (`f32`) for backward-weights (a convolution's are blocked along N,
-/// H, W, which HBFP's encoding does not produce; Linear's follow suit). values() is the
+/// for a convolution's backward-weights blocked along N, H, W (codes.blockAxes;
+/// encodeForwardAlong / encodeBackwardAlong), and the quantized FP32 values (`f32`) for Linear's
+/// backward-weights (its kernel reads values). values() is the
 /// FP32 operand either way, bit for bit (decode(encode(x)) == quantize(x)): what a kernel reading
 /// FP32 takes and what the FP32 GEMM gets when the int8 kernel declines.
 struct Int8Operand {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "Int8BfpTestUtil.h"
 #include "LayerTestUtil.h"
 #include "core/CpuFeatures.h"
 #include "core/ops/Linalg.h"
@@ -157,6 +158,38 @@ TEST_CASE("Int8Bfp weights kernel: equals the double reference within the FP32 b
       }
       // The plain-loop kernel sums in the VNNI kernel's order: the same bits.
       if (results.size() == 2) CHECK(results[0] == results[1]);
+
+      // From HBFP codes (Hbfp::encode along N, H, W: I8 mantissas, exponents [C, blocks]): within
+      // the bound against the reference on the decoded values, and bit for bit what the
+      // recovery from those FP32 values gives.
+      Rng raw(31);
+      const Tensor xr = operand(raw, cs.n, cs.c, cs.h, cs.w, zeros);
+      const Tensor gr = operand(raw, cs.n, cs.o, cs.h, cs.w, zeros);
+      const std::vector<int64_t> nhw{0, 2, 3};
+      auto codec = [&](int bits) {
+        return formats::parse("hbfp" + std::to_string(bits) + ":block=" + std::to_string(cs.block));
+      };
+      const formats::Encoded ex = codec(cs.bitsX)->encode(xr, {.blockAxes = nhw});
+      const formats::Encoded eg = codec(cs.bitsG)->encode(gr, {.blockAxes = nhw});
+      const std::vector<float> xd = codec(cs.bitsX)->decode(ex).toVector();
+      const std::vector<float> gd = codec(cs.bitsG)->decode(eg).toVector();
+      const Ref refCodes = referenceWeightGrad(xd, gd, cs.n, cs.c, cs.o, cs.h, cs.w, cs.k);
+      od::BfpWeightGradArgs c = a;
+      c.x = xd.data();
+      c.gy = gd.data();
+      od::BfpWeightGradArgs fromValues = c;
+      c.xCodes = ex.codes.data<int8_t>();
+      c.xExps = ex.exponents.data<int16_t>();
+      c.gyCodes = eg.codes.data<int8_t>();
+      c.gyExps = eg.exponents.data<int16_t>();
+      for (od::BfpIsa isa : isas()) {
+        const size_t size = static_cast<size_t>(cs.o * cs.c * cs.k * cs.k);
+        std::vector<float> dw(size, -1.0f), dv(size, -2.0f);
+        REQUIRE(od::bfpConv2dBackwardWeights(c, cs.block, dw.data(), isa));
+        REQUIRE(od::bfpConv2dBackwardWeights(fromValues, cs.block, dv.data(), isa));
+        CHECK(worstRatio(dw, refCodes, cs.n * cs.h * cs.w) <= 1.0);
+        CHECK(testing::int8bfp::bitsOf(dw) == testing::int8bfp::bitsOf(dv));
+      }
     }
   }
 }

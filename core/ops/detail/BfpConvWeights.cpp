@@ -101,6 +101,39 @@ void packPlane(const Grid& g, const float* v, int64_t channels, int64_t c, int b
   }
 }
 
+/// packPlane from HBFP codes: channel c's I8 mantissas (NCHW, `channels` channels) copied to
+/// dst[M + p] (xor `flip`) and its block exponents e (`e`, one per block) turned into ulp
+/// exponents e - (bits - 1), INT32_MIN for a block without a non-zero mantissa (as the recovery
+/// gives). No grid check: codes are on their grid by construction.
+void packPlaneCodes(const Grid& g, const int8_t* codes, const int16_t* e, int64_t channels,
+                    int64_t c, int bits, uint8_t flip, uint8_t* dst, int32_t* exps,
+                    ExpRange& range) {
+  // The plane is channel c's H·W codes of each image one after the other: copied image by image
+  // (the source planes are C·H·W apart; prefetched a few images ahead, as packPlane does), then
+  // each block scanned for a non-zero mantissa.
+  const int64_t HW = g.H * g.W, ahead = std::max<int64_t>(1, kPrefetchBlocks * g.B / HW);
+  uint8_t* plane = dst + g.M;
+  for (int64_t n = 0; n < g.N; ++n) {
+    if (n + ahead < g.N) {
+      const auto* f = reinterpret_cast<const char*>(codes + ((n + ahead) * channels + c) * HW);
+      for (int64_t off = 0; off < HW; off += 64) _mm_prefetch(f + off, _MM_HINT_T0);
+      _mm_prefetch(f + HW - 1, _MM_HINT_T0);
+    }
+    const auto* src = reinterpret_cast<const uint8_t*>(codes + (n * channels + c) * HW);
+    uint8_t* d = plane + n * HW;
+    for (int64_t j = 0; j < HW; ++j) d[j] = src[j] ^ flip;
+  }
+  for (int64_t b = 0; b < g.nb; ++b) {
+    const int64_t len = std::min(g.B, g.L - b * g.B);
+    const uint8_t* d = plane + b * g.B;
+    uint8_t any = 0;
+    for (int64_t i = 0; i < len; ++i) any |= d[i] ^ flip;
+    const int32_t sa = any != 0 ? e[b] - (bits - 1) : INT32_MIN;
+    exps[b] = sa;
+    if (sa != INT32_MIN) range.add(sa);
+  }
+}
+
 /// A 4-bit pattern of the positions of a group repeated in all 16 lanes (vpdpbusd's layout).
 constexpr uint64_t kNibbles = 0x1111111111111111ull;
 
@@ -341,9 +374,15 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
       }
       std::memset(plane, zero, static_cast<size_t>(g.M));
       std::memset(plane + g.M + g.L, zero, static_cast<size_t>(g.S - g.M - g.L));
-      if (isX) {
+      if (isX && a.xCodes) {
+        packPlaneCodes(g, a.xCodes, a.xExps + ch * g.nb, g.C, ch, a.bitsX, 0x80, plane,
+                       xExp + ch * g.nb, lx);
+      } else if (isX) {
         packPlane(g, a.x, g.C, ch, a.bitsX, 0x80, convert, plane, xExp + ch * g.nb, lx, okX,
                   buf.data());
+      } else if (a.gyCodes) {
+        packPlaneCodes(g, a.gyCodes, a.gyExps + ch * g.nb, g.O, ch, a.bitsGy, 0, plane,
+                       gExp + ch * g.nb, lg);
       } else {
         packPlane(g, a.gy, g.O, ch, a.bitsGy, 0, convert, plane, gExp + ch * g.nb, lg, okG,
                   buf.data());

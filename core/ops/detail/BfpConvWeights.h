@@ -34,12 +34,19 @@
 
 namespace mantissa::ops::detail {
 
-/// The two operands of the weight gradient, contiguous NCHW FP32 tensors holding HBFP values
-/// blocked along (n, h, w) per channel: x [N, C, H, W], gy [N, O, H, W] (stride 1, so gy has x's
-/// spatial size).
+/// The two operands of the weight gradient, contiguous NCHW tensors holding HBFP values blocked
+/// along (n, h, w) per channel: x [N, C, H, W], gy [N, O, H, W] (stride 1, so gy has x's spatial
+/// size). Either as HBFP codes (xCodes/gyCodes: I8 mantissas in NCHW, and xExps/gyExps: the I16
+/// block exponents e, [channel, block], Hbfp::encode along (N, H, W)), which the kernel packs
+/// directly, or as FP32 values (x/gy), whose mantissas it recovers (BfpGemm.h). Codes win when
+/// given.
 struct BfpWeightGradArgs {
   const float* x = nullptr;
   const float* gy = nullptr;
+  const int8_t* xCodes = nullptr;
+  const int16_t* xExps = nullptr;
+  const int8_t* gyCodes = nullptr;
+  const int16_t* gyExps = nullptr;
   int64_t N = 0, C = 0, O = 0, H = 0, W = 0, k = 3;
   int bitsX = 8, bitsGy = 8;
 };
