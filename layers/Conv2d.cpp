@@ -24,12 +24,11 @@ constexpr int64_t kInt8MinChannels = 64;
 /// vpdpbusd) ran at 0.25x the bf16 path, 16 channels at 1.2x (mantissa-bench-int8 --conv).
 constexpr int64_t kInt8DirectMinChannels = 16;
 /// Input and output channels from which backward-weights of the same geometry takes
-/// ops::detail::bfpConv2dBackwardWeights: against the bf16 path's oneDNN backward-weights
-/// (mantissa-bench-int8-wgrad, one thread) it ran at 0.92-0.93x on ResNet-20's 16-channel layer,
-/// 0.97-0.98x on the 32-channel one and 1.23-1.26x on the 64-channel one (packing x and gy from
-/// FP32 is a third to a half of its time on the smaller layers; gates at 16 and 64 compared on
-/// whole training steps in docs/performance.md).
-constexpr int64_t kInt8WeightGradMinChannels = 64;
+/// ops::detail::bfpConv2dBackwardWeights: packing x and gy from their HBFP codes, it runs at
+/// 1.2-1.4x the bf16 path's oneDNN backward-weights on ResNet-20's 16-, 32- and 64-channel layers
+/// (mantissa-bench-int8-wgrad, one thread; from FP32 values it was 0.92-0.98x on the first two).
+/// Gates at 16, 32 and 64 compared on whole training steps in docs/performance.md: 16 pays most.
+constexpr int64_t kInt8WeightGradMinChannels = 16;
 
 /// Points the activation operand of bfpConv2d at an int8 operand: its codes (mantissas, and
 /// exponents [N, 1, C/block, H, W]) or its values. `hold` keeps what it points at alive.
