@@ -182,9 +182,9 @@ Tensor Conv2d::forward(const Tensor& input) {
       const Tensor xc = x.codes.codes.contiguous(), gc = gy.codes.codes.contiguous();
       const Tensor xe = x.codes.exponents.contiguous(), ge = gy.codes.exponents.contiguous();
       Tensor dw = Tensor::uninitialized(w5);
-      const od::BfpWeightGradArgs a{.xCodes = xc.data<int8_t>(),
+      const od::BfpWeightGradArgs a{.x = xc.data<int8_t>(),
                                     .xExps = xe.data<int16_t>(),
-                                    .gyCodes = gc.data<int8_t>(),
+                                    .gy = gc.data<int8_t>(),
                                     .gyExps = ge.data<int16_t>(),
                                     .N = n,
                                     .C = xShape[1],

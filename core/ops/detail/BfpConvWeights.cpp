@@ -54,63 +54,17 @@ struct ExpRange {
   bool any() const { return lo <= hi; }
 };
 
-using Convert = int32_t (*)(const float*, int64_t, int, int8_t*, int32_t&, bool&);
-
-/// Channel c of an NCHW tensor with `channels` channels to a plane: byte mantissas of positions
-/// 0..L-1 at dst[M + p] (xor `flip`: 0x80 gives u8 m + 128), exponents per block (INT32_MIN: no
-/// non-zero mantissa). `buf` holds `block` floats.
-void packPlane(const Grid& g, const float* v, int64_t channels, int64_t c, int bits, uint8_t flip,
-               Convert convert, uint8_t* dst, int32_t* exps, ExpRange& range, bool& onGrid,
-               float* buf) {
-  const int64_t HW = g.H * g.W;
-  int64_t n = 0, hw = 0;  // where the block starts
-  int64_t pn = kPrefetchBlocks * g.B / HW, phw = kPrefetchBlocks * g.B % HW;  // and the prefetch
-  for (int64_t b = 0; b < g.nb; ++b) {
-    const int64_t len = std::min(g.B, g.L - b * g.B);
-    const float* src = v + (n * channels + c) * HW + hw;
-    if (hw + len > HW) {  // the block crosses images: gather it
-      for (int64_t i = 0, gn = n, ghw = hw; i < len;) {
-        const int64_t seg = std::min(len - i, HW - ghw);
-        std::memcpy(buf + i, v + (gn * channels + c) * HW + ghw,
-                    static_cast<size_t>(seg) * sizeof(float));
-        i += seg, ghw = 0, ++gn;
-      }
-      src = buf;
-    }
-    // The planes of one channel are H·W floats long and C·H·W apart (on ResNet-20's 7x7 and
-    // 14x14 layers shorter than a few blocks): without prefetching the source of the block
-    // kPrefetchBlocks ahead, wherever it lies, the conversion stalled on memory at every block.
-    for (int64_t i = 0, fn = pn, fhw = phw; i < g.B && fn < g.N;) {
-      const int64_t seg = std::min(g.B - i, HW - fhw);
-      const char* base = reinterpret_cast<const char*>(v + (fn * channels + c) * HW + fhw);
-      for (int64_t off = 0; off < seg * 4; off += 64) _mm_prefetch(base + off, _MM_HINT_T0);
-      _mm_prefetch(base + seg * 4 - 1, _MM_HINT_T0);
-      i += seg, fhw += seg;
-      if (fhw == HW) fhw = 0, ++fn;
-    }
-    for (phw += g.B; phw >= HW;) phw -= HW, ++pn;
-    for (hw += len; hw >= HW && n < g.N;) hw -= HW, ++n;
-    uint8_t* d = dst + g.M + b * g.B;
-    int32_t sum = 0;
-    const int32_t sa = convert(src, len, bits, reinterpret_cast<int8_t*>(d), sum, onGrid);
-    exps[b] = sa;
-    if (sa != INT32_MIN) range.add(sa);
-    if (flip != 0) {
-      for (int64_t i = 0; i < len; ++i) d[i] ^= flip;
-    }
-  }
-}
-
-/// packPlane from HBFP codes: channel c's I8 mantissas (NCHW, `channels` channels) copied to
-/// dst[M + p] (xor `flip`) and its block exponents e (`e`, one per block) turned into ulp
-/// exponents e - (bits - 1), INT32_MIN for a block without a non-zero mantissa (as the recovery
-/// gives). No grid check: codes are on their grid by construction.
+/// Channel c of an NCHW tensor of HBFP codes with `channels` channels to a plane: its I8
+/// mantissas of positions 0..L-1 at dst[M + p] (xor `flip`: 0x80 gives u8 m + 128), and its
+/// block exponents e (`e`, one per block) as ulp exponents e - (bits - 1), INT32_MIN for a block
+/// without a non-zero mantissa.
 void packPlaneCodes(const Grid& g, const int8_t* codes, const int16_t* e, int64_t channels,
                     int64_t c, int bits, uint8_t flip, uint8_t* dst, int32_t* exps,
                     ExpRange& range) {
   // The plane is channel c's H·W codes of each image one after the other: copied image by image
-  // (the source planes are C·H·W apart; prefetched a few images ahead, as packPlane does), then
-  // each block scanned for a non-zero mantissa.
+  // (the source planes are C·H·W apart and, on the 7x7 layer, 49 bytes long: without prefetching
+  // a few images ahead the copy stalls on memory), then each block scanned for a non-zero
+  // mantissa.
   const int64_t HW = g.H * g.W, ahead = std::max<int64_t>(1, kPrefetchBlocks * g.B / HW);
   uint8_t* plane = dst + g.M;
   for (int64_t n = 0; n < g.N; ++n) {
@@ -355,14 +309,10 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
   std::fill(gExp + g.O * g.nb, gExp + g.Opad * g.nb, INT32_MIN);
   uint8_t* xp = xBuf.data<uint8_t>();
   int8_t* gp = gBuf.data<int8_t>();
-  const Convert convert = vnni ? blockMantissasAvx512 : blockMantissas;  // VNNI has AVX-512
   ExpRange rx, rg;
-  bool gridX = true, gridG = true;
   std::mutex mu;
   parallelFor(0, g.Cpad + g.Opad, 1, [&](int64_t i0, int64_t i1) {
     ExpRange lx, lg;
-    bool okX = true, okG = true;
-    std::vector<float> buf(static_cast<size_t>(block));
     for (int64_t i = i0; i < i1; ++i) {
       const bool isX = i < g.Cpad;
       const int64_t ch = isX ? i : i - g.Cpad;
@@ -374,29 +324,21 @@ bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* 
       }
       std::memset(plane, zero, static_cast<size_t>(g.M));
       std::memset(plane + g.M + g.L, zero, static_cast<size_t>(g.S - g.M - g.L));
-      if (isX && a.xCodes) {
-        packPlaneCodes(g, a.xCodes, a.xExps + ch * g.nb, g.C, ch, a.bitsX, 0x80, plane,
-                       xExp + ch * g.nb, lx);
-      } else if (isX) {
-        packPlane(g, a.x, g.C, ch, a.bitsX, 0x80, convert, plane, xExp + ch * g.nb, lx, okX,
-                  buf.data());
-      } else if (a.gyCodes) {
-        packPlaneCodes(g, a.gyCodes, a.gyExps + ch * g.nb, g.O, ch, a.bitsGy, 0, plane,
-                       gExp + ch * g.nb, lg);
+      if (isX) {
+        packPlaneCodes(g, a.x, a.xExps + ch * g.nb, g.C, ch, a.bitsX, 0x80, plane, xExp + ch * g.nb,
+                       lx);
       } else {
-        packPlane(g, a.gy, g.O, ch, a.bitsGy, 0, convert, plane, gExp + ch * g.nb, lg, okG,
-                  buf.data());
+        packPlaneCodes(g, a.gy, a.gyExps + ch * g.nb, g.O, ch, a.bitsGy, 0, plane, gExp + ch * g.nb,
+                       lg);
       }
     }
     std::lock_guard<std::mutex> lock(mu);
     rx.merge(lx);
     rg.merge(lg);
-    gridX &= okX;
-    gridG &= okG;
   });
 
-  const BfpExponents ex{rx.any() ? rx.lo : 0, rx.any() ? rx.hi : 0, rx.any(), gridX, a.bitsX};
-  const BfpExponents eg{rg.any() ? rg.lo : 0, rg.any() ? rg.hi : 0, rg.any(), gridG, a.bitsGy};
+  const BfpExponents ex{rx.any() ? rx.lo : 0, rx.any() ? rx.hi : 0, rx.any(), true, a.bitsX};
+  const BfpExponents eg{rg.any() ? rg.lo : 0, rg.any() ? rg.hi : 0, rg.any(), true, a.bitsGy};
   if (!bfpExactRange(ex, eg, std::min(block, g.L))) return false;
   if (!ex.anyNonZero || !eg.anyNonZero) {  // the product is exactly zero
     std::fill(dw, dw + g.O * g.C * T, 0.0f);

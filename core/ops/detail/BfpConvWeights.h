@@ -6,9 +6,9 @@
 
 // int8 block-floating-point weight gradient of a convolution (docs/performance.md "int8
 // convolution kernel: weight gradient"): stride 1, "same" padding (k odd, padding (k-1)/2),
-// groups 1, from the two HBFP-quantized operands of the weight-gradient GEMM (FORMATS.md A.3),
-// giving what the FP32 emulation gives on the dequantized values up to FP32 summation order (the
-// contract of BfpGemm.h, whose mantissa recovery and exactness check it shares).
+// groups 1, from the HBFP codes of the two operands of the weight-gradient GEMM (FORMATS.md A.3),
+// giving what the FP32 emulation gives on the decoded values up to FP32 summation order (the
+// contract of BfpGemm.h, whose exactness check it shares).
 //
 //   dw[o, c, ky, kx] = Σ_{n, y, x} gy[n, o, y, x] · x[n, c, y + ky - p, x + kx - p]
 //
@@ -34,18 +34,14 @@
 
 namespace mantissa::ops::detail {
 
-/// The two operands of the weight gradient, contiguous NCHW tensors holding HBFP values blocked
-/// along (n, h, w) per channel: x [N, C, H, W], gy [N, O, H, W] (stride 1, so gy has x's spatial
-/// size). Either as HBFP codes (xCodes/gyCodes: I8 mantissas in NCHW, and xExps/gyExps: the I16
-/// block exponents e, [channel, block], Hbfp::encode along (N, H, W)), which the kernel packs
-/// directly, or as FP32 values (x/gy), whose mantissas it recovers (BfpGemm.h). Codes win when
-/// given.
+/// The two operands of the weight gradient as HBFP codes blocked along (n, h, w) per channel
+/// (Hbfp::encode with blockAxes N, H, W): I8 mantissas of x [N, C, H, W] and gy [N, O, H, W]
+/// (contiguous NCHW; stride 1, so gy has x's spatial size) and their I16 block exponents e,
+/// [channel, block] (value = m · 2^(e - (bits - 1))).
 struct BfpWeightGradArgs {
-  const float* x = nullptr;
-  const float* gy = nullptr;
-  const int8_t* xCodes = nullptr;
+  const int8_t* x = nullptr;
   const int16_t* xExps = nullptr;
-  const int8_t* gyCodes = nullptr;
+  const int8_t* gy = nullptr;
   const int16_t* gyExps = nullptr;
   int64_t N = 0, C = 0, O = 0, H = 0, W = 0, k = 3;
   int bitsX = 8, bitsGy = 8;
@@ -53,7 +49,7 @@ struct BfpWeightGradArgs {
 
 /// dw [O, C, k, k] (contiguous, overwritten) = the weight gradient above. Returns false, leaving
 /// dw untouched, when the result could not be the exact sub-block products summed in FP32
-/// (values off their grid, a product below 2^-126 or beyond FP32's range, blocks over 1024
+/// (a product below 2^-126 or beyond FP32's range, blocks over 1024
 /// positions, a padded grid too large for 32-bit offsets); the caller then runs the FP32 path.
 bool bfpConv2dBackwardWeights(const BfpWeightGradArgs& a, int64_t block, float* dw,
                               BfpIsa isa = bestBfpIsa());
