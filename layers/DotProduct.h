@@ -59,7 +59,7 @@ using Int8Gemm =
 /// backward-weights of stride-1 "same" convolutions, forward of the others from 64 channels per
 /// group), the GEMM runs on the integer mantissas with per-block exponents (AVX-512 VNNI): the
 /// emulation's result up to summation order. It takes precedence over the bf16 path;
-/// setInt8BfpEnabled turns it on. The operands reach the kernels as Int8Operand (HBFP codes,
+/// on by default where the CPU has VNNI, setInt8BfpEnabled switches it. The operands reach the kernels as Int8Operand (HBFP codes,
 /// except Linear's backward-weights operands, which are values).
 class DotProductLayer : public Module {
  public:

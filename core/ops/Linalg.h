@@ -85,11 +85,12 @@ struct Int8BfpStats {
 Int8BfpStats int8BfpStats();
 void resetInt8BfpStats();
 
-/// Turns the int8 block-FP path of Linear (all three GEMMs) and Conv2d (forward) on or off for
-/// the whole process: a GEMM whose two operands are HBFP with N <= 8 and the same block size
-/// runs on AVX-512 VNNI integer dot products per block instead of FP32 (plain loops on CPUs
-/// without VNNI). Results are the FP32 emulation's up to FP32 summation order. Default off until
-/// measured faster; MANTISSA_INT8_BFP=1 starts with it on. Takes precedence over the bf16 path.
+/// Turns the int8 block-FP path of Linear and Conv2d (DotProductLayer, layers/DotProduct.h) on
+/// or off for the whole process: a GEMM whose two operands are HBFP with N <= 8 and the same
+/// block size runs on AVX-512 VNNI integer dot products per block instead of FP32 or bf16
+/// (plain loops on CPUs without VNNI). Results are the FP32 emulation's up to FP32 summation
+/// order. Default: on where the CPU has AVX-512 VNNI, off elsewhere; MANTISSA_INT8_BFP=0|1 sets
+/// the start-up value. Takes precedence over the bf16 path.
 void setInt8BfpEnabled(bool on);
 bool int8BfpEnabled();
 
