@@ -26,17 +26,23 @@ using formats::FormatPolicy;
 
 namespace {
 
-/// Sets the process-wide switch for one scope.
+/// Sets the process-wide bf16 switch for one scope, with the int8 block-FP path off (it takes
+/// precedence over the bf16 path for HBFP operands and is on by default on VNNI CPUs; this file
+/// tests the bf16 path, Int8Bfp*Test.cpp the int8 one).
 class PathSwitch {
  public:
-  explicit PathSwitch(bool on) : saved_(bf16GemmEnabled()) {
+  explicit PathSwitch(bool on) : saved_(bf16GemmEnabled()), savedInt8_(int8BfpEnabled()) {
     setBf16GemmEnabled(on);
+    setInt8BfpEnabled(false);
     resetBf16GemmStats();
   }
-  ~PathSwitch() { setBf16GemmEnabled(saved_); }
+  ~PathSwitch() {
+    setBf16GemmEnabled(saved_);
+    setInt8BfpEnabled(savedInt8_);
+  }
 
  private:
-  bool saved_;
+  bool saved_, savedInt8_;
 };
 
 struct Formats {
