@@ -31,6 +31,7 @@
 #include "core/parallel/ParallelFor.h"
 #include "formats/Format.h"
 #include "formats/detail/Grid.h"
+#include "formats/detail/HbfpKernels.h"
 
 using namespace mantissa;
 
@@ -181,6 +182,72 @@ int main(int argc, char** argv) {
                        {},
                        {},
                        xConv.numel()});
+  }
+  // hbfp8's encode (I8 codes + I16 block exponents: the int8 convolution operands) on the
+  // layouts above and on 32x32 images ([n / 16384, 16, 32, 32]: runs of 1024, every N, H, W
+  // block inside one run, as in ResNet-20 on CIFAR).
+  const Tensor xConv32 =
+      x.reshape({n}).slice(0, 0, n / 16384 * 16384).reshape({n / 16384, 16, 32, 32});
+  if (xConv.numel() > 0) {
+    entries.push_back({"hbfp8 encode C of NCHW",
+                       true,
+                       [&] { formats::Encoded e = hbfp8->encode(xConv, {.blockAxis = 1}); },
+                       {},
+                       {},
+                       xConv.numel()});
+    entries.push_back({"hbfp8 encode NHW of NCHW",
+                       true,
+                       [&] { formats::Encoded e = hbfp8->encode(xConv, {.blockAxes = kNhw}); },
+                       {},
+                       {},
+                       xConv.numel()});
+  }
+  if (xConv32.numel() > 0) {
+    entries.push_back({"hbfp8 encode C of NCHW 32x32",
+                       true,
+                       [&] { formats::Encoded e = hbfp8->encode(xConv32, {.blockAxis = 1}); },
+                       {},
+                       {},
+                       xConv32.numel()});
+    entries.push_back({"hbfp8 encode NHW of NCHW 32x32",
+                       true,
+                       [&] { formats::Encoded e = hbfp8->encode(xConv32, {.blockAxes = kNhw}); },
+                       {},
+                       {},
+                       xConv32.numel()});
+  }
+  // The int8 encode kernels alone (into buffers allocated once) on the 32x32 layouts.
+  const int64_t n32 = xConv32.numel(), img32 = n32 / 16384;
+  std::vector<int8_t> codes32(static_cast<size_t>(n32));
+  std::vector<int16_t> exps32(static_cast<size_t>(n32));
+  if (n32 > 0) {
+    entries.push_back(
+        {"hbfp8 encode kernel C of NCHW 32x32",
+         true,
+         [&] {
+           formats::detail::HbfpLayout L{.outer = img32, .axis = 16, .inner = 1024, .block = 64};
+           formats::detail::hbfpQuantize(xConv32.data<float>(), codes32.data(), exps32.data(), L,
+                                         {}, formats::detail::bestKernelIsa());
+         },
+         {},
+         {},
+         n32});
+    entries.push_back({"hbfp8 encode kernel NHW of NCHW 32x32",
+                       true,
+                       [&] {
+                         formats::detail::HbfpGatherLayout L{.rows = 16,
+                                                             .rowStride = 1024,
+                                                             .segments = img32,
+                                                             .segment = 1024,
+                                                             .segmentStride = 16 * 1024,
+                                                             .block = 64};
+                         formats::detail::hbfpQuantizeGathered(xConv32.data<float>(),
+                                                               codes32.data(), exps32.data(), L, {},
+                                                               formats::detail::bestKernelIsa());
+                       },
+                       {},
+                       {},
+                       n32});
   }
   auto timed = [](const std::function<void()>& fn) {
     auto t0 = std::chrono::steady_clock::now();

@@ -144,7 +144,7 @@ SpanPlan spanPlan(const HbfpGatherLayout& L, int64_t s, int64_t t) {
 /// into registers with masked loads and stored back the same way.
 template <class Out>
 [[gnu::always_inline]] inline bool spanBlock64(const float* x, Out* out, int64_t base,
-                                               const SpanPlan& plan, const BlockCtx& c,
+                                               const SpanPlan& plan, int16_t* ex, const BlockCtx& c,
                                                uint64_t index, VCounters& cnt, HbfpPass& r) {
   __m512 v[4];
   for (int j = 0; j < 4; ++j) {
@@ -165,6 +165,25 @@ template <class Out>
   }
   const int e = blockExponent(std::bit_cast<float>(amax));
   const VScale vs = vscaleFor(e, c.bits);
+  if constexpr (std::is_same_v<Out, int8_t>) {
+    // Int8 codes, nearest (the caller checks): packed as in contigBlock<64>, each 16 to its
+    // pieces with masked 128-bit stores.
+    if (ex) *ex = static_cast<int16_t>(e);
+    withModes(
+        vs.one, blockSat(amax, e, c), [&](auto one, auto sat) __attribute__((always_inline)) {
+          const VScale* const sc[4] = {&vs, &vs, &vs, &vs};
+          const __m512i codes =
+              codes64Rne<decltype(one)::value, decltype(sat)::value>(v, sc, c.qmaxI, cnt);
+          const __m128i q[4] = {_mm512_castsi512_si128(codes), _mm512_extracti32x4_epi32(codes, 1),
+                                _mm512_extracti32x4_epi32(codes, 2),
+                                _mm512_extracti32x4_epi32(codes, 3)};
+          for (int j = 0; j < 4; ++j) {
+            _mm_mask_storeu_epi8(out + base + plan.off1[j], plan.m1[j], q[j]);
+            _mm_mask_storeu_epi8(out + base + plan.off2[j], plan.m2[j], q[j]);
+          }
+        });
+    return true;
+  }
   if (c.sr) fillBitsAvx512(c.key, index, 64, c.rbits);
   withModes(
       vs.one, blockSat(amax, e, c), [&](auto one, auto sat) __attribute__((always_inline)) {
@@ -186,6 +205,38 @@ template <class Out>
   return true;
 }
 
+/// gatheredAvx512 for int8 codes with nearest rounding when every block of 64 lies inside one
+/// run (runs a multiple of 64 values: the N, H, W blocks of 32x32, 16x16 and 8x8 images): line
+/// by line, a pointer stepped block by block, the per-block work of contigBlock<64> (so the
+/// same results) without the general walk's bookkeeping.
+HbfpPass gatheredCodes64(const float* x, int8_t* out, int16_t* exps, const HbfpGatherLayout& L,
+                         const BlockCtx& c, int64_t b0, int64_t b1) {
+  VCounters cnt;
+  HbfpPass r;
+  const int64_t nb = L.numBlocks();
+  int64_t row = b0 / nb;
+  int64_t k0 = (b0 % nb) * 64;
+  int64_t s = k0 / L.segment, t = k0 - s * L.segment;
+  int64_t off = row * L.rowStride + s * L.segmentStride + t;
+  for (int64_t item = b0; item < b1; ++item) {
+    contigBlock<64>(x + off, out + off, 64, exps ? exps + item : nullptr, c, 0, cnt, r);
+    off += 64;
+    t += 64;
+    if (t == L.segment) {
+      t = 0;
+      if (++s == L.segments) {
+        s = 0;
+        ++row;
+        off = row * L.rowStride;
+      } else {
+        off += L.segmentStride - L.segment;
+      }
+    }
+  }
+  cnt.addTo(r);
+  return r;
+}
+
 template <class Out>
 HbfpPass gatheredAvx512(const float* x, Out* out, int16_t* exps, const HbfpGatherLayout& L,
                         const HbfpParams& p, const StochasticKey& key, int64_t b0, int64_t b1) {
@@ -199,10 +250,15 @@ HbfpPass gatheredAvx512(const float* x, Out* out, int16_t* exps, const HbfpGathe
   // line, which streams each run (measured faster for 32x32 images). The order changes
   // nothing computed.
   const bool byColumn = L.segment % L.block != 0;
-  VCounters cnt;
-  HbfpPass r;
   std::vector<uint32_t> bits;
   const BlockCtx c = blockCtx(p, key, bits, L.block);
+  if constexpr (std::is_same_v<Out, int8_t>) {
+    if (L.block == 64 && !byColumn && !c.sr && c.bits <= 8) {
+      return gatheredCodes64(x, out, exps, L, c, b0, b1);
+    }
+  }
+  VCounters cnt;
+  HbfpPass r;
   std::vector<float> buf;  // a short block spanning runs
   std::vector<Out> res;    // its values
   const int64_t len = L.length();
@@ -241,11 +297,14 @@ HbfpPass gatheredAvx512(const float* x, Out* out, int16_t* exps, const HbfpGathe
           }
         }
       };
-      // spanBlock64 writes values (float, Bf16Bits); codes and exponents take the buffer.
-      constexpr bool kValues = std::is_same_v<Out, float> || std::is_same_v<Out, Bf16Bits>;
-      if (kValues && n == 64 && (planned == k0 || (plan = spanPlan(L, s, t), planned = k0, true)) &&
+      // spanBlock64 writes values (float, Bf16Bits) and int8 codes with nearest rounding (and
+      // their exponents); other codes take the buffer.
+      constexpr bool kSpan = std::is_same_v<Out, float> || std::is_same_v<Out, Bf16Bits> ||
+                             std::is_same_v<Out, int8_t>;
+      const bool span = kSpan && (!std::is_same_v<Out, int8_t> || (!c.sr && c.bits <= 8));
+      if (span && n == 64 && (planned == k0 || (plan = spanPlan(L, s, t), planned = k0, true)) &&
           plan.fits) {
-        if constexpr (kValues) spanBlock64(x, out, lineBase, plan, c, index, cnt, r);
+        if constexpr (kSpan) spanBlock64(x, out, lineBase, plan, ex, c, index, cnt, r);
       } else {
         if (buf.empty()) {
           buf.resize(static_cast<size_t>(L.block));

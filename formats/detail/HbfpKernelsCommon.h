@@ -388,11 +388,42 @@ template <bool kFull, bool kOne, bool kSat, class Out>
   }
 }
 
+/// Int8 codes with nearest rounding (widths <= 8: |M| <= 127) of the 4 vectors v[k] (scale
+/// *sc[k]), packed in order into 64 bytes: the steps of mantissaVec + quantVec done on integers
+/// (one rounding conversion instead of VRNDSCALE + VCVT, packs instead of VPMOVDB: the same
+/// integers, so the same codes and counts).
+template <bool kOne, bool kSat>
+[[gnu::always_inline]] inline __m512i codes64Rne(const __m512 (&v)[4], const VScale* const (&sc)[4],
+                                                 __m512i qmaxI, VCounters& cnt) {
+  __m512i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m512 y = kOne ? _mm512_mul_ps(v[k], sc[k]->f)
+                          : _mm512_mul_ps(_mm512_mul_ps(v[k], sc[k]->f1), sc[k]->f2);
+    q[k] = _mm512_cvt_roundps_epi32(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if constexpr (kSat) {
+      cnt.sat = countLanes(cnt.sat, _mm512_cmpgt_epi32_mask(_mm512_abs_epi32(q[k]), qmaxI));
+      q[k] = _mm512_max_epi32(_mm512_min_epi32(q[k], qmaxI),
+                              _mm512_sub_epi32(_mm512_setzero_si512(), qmaxI));
+    }
+    // Flushed: code 0, input not +-0 (finite here).
+    const __mmask16 rz = _mm512_testn_epi32_mask(q[k], q[k]);
+    cnt.flushed = countLanes(
+        cnt.flushed,
+        _mm512_mask_test_epi32_mask(rz, _mm512_castps_si512(v[k]), _mm512_set1_epi32(0x7fffffff)));
+  }
+  // Saturating packs (exact: |q| <= 127) leave dword 4c + k = q[k] lanes 4c..4c+3.
+  const __m512i b =
+      _mm512_packs_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3]));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_epi32(order, b);
+}
+
 /// What every block of a call shares.
 struct BlockCtx {
   int bits;
   float qmaxS;
   __m512 qmax;
+  __m512i qmaxI;
   bool sr;
   StochasticKey key;
   uint32_t* rbits;  // room for one block's stochastic bits (sr)
@@ -425,6 +456,19 @@ template <int64_t kLen, class Out>
   const int e = blockExponent(std::bit_cast<float>(amax));
   if (ex) *ex = static_cast<int16_t>(e);
   const VScale vs = vscaleFor(e, c.bits);
+  if constexpr (kLen == 64 && std::is_same_v<Out, int8_t>) {
+    if (!c.sr && c.bits <= 8) {  // int8 codes, nearest: in registers, one 64-byte store
+      withModes(
+          vs.one, blockSat(amax, e, c), [&](auto one, auto sat) __attribute__((always_inline)) {
+            const __m512 v[4] = {_mm512_loadu_ps(xp), _mm512_loadu_ps(xp + 16),
+                                 _mm512_loadu_ps(xp + 32), _mm512_loadu_ps(xp + 48)};
+            const VScale* const sc[4] = {&vs, &vs, &vs, &vs};
+            _mm512_storeu_si512(
+                op, codes64Rne<decltype(one)::value, decltype(sat)::value>(v, sc, c.qmaxI, cnt));
+          });
+      return true;
+    }
+  }
   if (c.sr) fillBitsAvx512(c.key, index, len, c.rbits);
   withModes(
       vs.one, blockSat(amax, e, c), [&](auto one, auto sat) __attribute__((always_inline)) {
@@ -446,7 +490,8 @@ template <int64_t kLen, class Out>
   const bool sr = p.rounding == Rounding::Stochastic;
   if (sr) bits.resize(static_cast<size_t>(block));
   const float qmax = std::ldexp(1.0f, p.bits - 1) - 1.0f;
-  return {p.bits, qmax, _mm512_set1_ps(qmax), sr, key, bits.data()};
+  return {p.bits, qmax, _mm512_set1_ps(qmax), _mm512_set1_epi32(static_cast<int32_t>(qmax)),
+          sr,     key,  bits.data()};
 }
 
 #pragma GCC pop_options

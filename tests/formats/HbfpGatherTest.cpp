@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cfloat>
 #include <cmath>
 #include <vector>
 
@@ -142,6 +143,65 @@ TEST_CASE("HBFP: gathered kernel equals blocking the gathered copy along its las
             CHECK(gotCodes.saturated == want.saturated);
             CHECK(gotCodes.flushed == want.flushed);
           }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("HBFP: int8 codes on blocks of 64 equal the generic kernel's") {
+  // The AVX-512 int8 path with nearest rounding (blocks inside one run or spanning runs of 784,
+  // 196 and 49 values, the last-axis layout):
+  // codes, exponents and counts against the scalar kernel, widths 2..8, with blocks of zeros,
+  // of ReLU output, at e = 128 (FLT_MAX), of subnormals (two-factor scaling) and with
+  // power-of-two maxima (saturation). [400, 3, 192] and [700, 2, 49]: chunks start
+  // inside a line and a run.
+  struct Geo {
+    int64_t n, c, hw;
+  };
+  for (Geo g : {Geo{3, 5, 64}, Geo{2, 4, 256}, Geo{2, 3, 1024}, Geo{400, 3, 192}, Geo{3, 4, 784},
+                Geo{5, 3, 196}, Geo{40, 3, 49}, Geo{700, 2, 49}}) {
+    const int64_t total = g.n * g.c * g.hw;
+    std::vector<float> x = values(total, static_cast<uint64_t>(total) + 7);
+    for (int64_t i = 0; i < 64; ++i) x[i] = 0.0f;
+    for (int64_t i = 64; i < 128; ++i) x[i] = i % 2 ? (i % 3 ? FLT_MAX : -0.3f * FLT_MAX) : 1.0f;
+    for (int64_t i = 128; i < 192; ++i) x[i] = std::ldexp(static_cast<float>(i - 150), -140);
+    for (int64_t i = 192; i < 256; ++i) x[i] = std::max(x[i], 0.0f);
+    for (int64_t i = 256; i < 320; ++i) x[i] = i == 300 ? -2.0f : std::ldexp(x[i], -8);
+    fd::HbfpGatherLayout G{.rows = g.c,
+                           .rowStride = g.hw,
+                           .segments = g.n,
+                           .segment = g.hw,
+                           .segmentStride = g.c * g.hw,
+                           .block = 64};
+    fd::HbfpLayout R{.outer = g.n * g.c, .axis = g.hw, .inner = 1, .block = 64};
+    for (int bits = 2; bits <= 8; ++bits) {
+      fd::HbfpParams p{bits, Rounding::NearestEven, 1, 2, 3};
+      for (bool gathered : {true, false}) {
+        auto run = [&](fd::KernelIsa isa, std::vector<int8_t>& codes, std::vector<int16_t>& exps) {
+          codes.assign(static_cast<size_t>(total), 99);
+          exps.assign(
+              static_cast<size_t>(gathered ? g.c * G.numBlocks() : g.n * g.c * R.numBlocks()),
+              INT16_MIN);
+          return gathered ? fd::hbfpQuantizeGathered(x.data(), codes.data(), exps.data(), G, p, isa)
+                          : fd::hbfpQuantize(x.data(), codes.data(), exps.data(), R, p, isa);
+        };
+        std::vector<int8_t> refCodes, codes;
+        std::vector<int16_t> refExps, exps;
+        const fd::HbfpPass want = run(fd::KernelIsa::Generic, refCodes, refExps);
+        CHECK(want.saturated > 0);
+        CHECK(want.flushed > 0);
+        for (fd::KernelIsa isa : isas()) {
+          CAPTURE(g.hw);
+          CAPTURE(bits);
+          CAPTURE(gathered);
+          CAPTURE(fd::kernelIsaName(isa));
+          const fd::HbfpPass got = run(isa, codes, exps);
+          CHECK(codes == refCodes);
+          CHECK(exps == refExps);
+          CHECK(got.saturated == want.saturated);
+          CHECK(got.flushed == want.flushed);
+          CHECK(got.nonFinite == 0);
         }
       }
     }
