@@ -21,6 +21,7 @@
 
 using namespace mantissa;
 namespace od = mantissa::ops::detail;
+using mantissa::testing::int8bfp::PathSwitch;
 
 namespace {
 
@@ -93,19 +94,6 @@ Codes encodeNhw(const Tensor& t, int bits, int64_t block) {
   CHECK(c.values == testing::hbfpReference(t, {0, 2, 3}, bits, block).toVector());
   return c;
 }
-
-/// Sets the process-wide switch for one scope and clears the counters.
-class PathSwitch {
- public:
-  explicit PathSwitch(bool on) : saved_(int8BfpEnabled()) {
-    setInt8BfpEnabled(on);
-    resetInt8BfpStats();
-  }
-  ~PathSwitch() { setInt8BfpEnabled(saved_); }
-
- private:
-  bool saved_;
-};
 
 /// The weight gradient of one forward + backward of `conv` with output gradient g, and the
 /// int8 path's counters.
