@@ -3,13 +3,7 @@
 // AVX-512 path and the scalar path perform the same IEEE operations and agree bit for bit.
 #include "formats/detail/FlexpointKernels.h"
 
-// GCC 12 reports -Wuninitialized inside the AVX-512 intrinsic headers (_mm512_undefined_*,
-// GCC PR 105593); the warnings point into the header, so they are silenced for it alone.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "core/Immintrin.h"
 
 #include <algorithm>
 #include <cfloat>

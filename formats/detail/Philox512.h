@@ -6,12 +6,7 @@
 
 #include <cstdint>
 
-// GCC 12 reports -Wuninitialized inside the AVX-512 intrinsic headers (GCC PR 105593).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "core/Immintrin.h"
 
 #include "formats/detail/Grid.h"
 

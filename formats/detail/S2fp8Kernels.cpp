@@ -17,13 +17,7 @@
 // Decoded magnitudes (v_k 2^-beta)^(1/alpha) come from a 124-entry table in double precision.
 #include "formats/detail/S2fp8Kernels.h"
 
-// GCC 12 reports -Wuninitialized inside the AVX-512 intrinsic headers (_mm512_undefined_*,
-// GCC PR 105593); the warnings point into the header, so they are silenced for it alone.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "core/Immintrin.h"
 
 #include <algorithm>
 #include <atomic>

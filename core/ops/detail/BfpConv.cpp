@@ -2,12 +2,7 @@
 // convolution kernel". Started from docs/spikes/int8_conv_forward.cpp.
 #include "core/ops/detail/BfpConv.h"
 
-// GCC 12 reports -Wuninitialized inside the AVX-512 intrinsic headers (GCC PR 105593).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "core/Immintrin.h"
 
 #include <algorithm>
 #include <climits>
