@@ -95,6 +95,23 @@ Codes encodeNhw(const Tensor& t, int bits, int64_t block) {
   return c;
 }
 
+/// The kernel's arguments for x and gy codes of [N, C|O, H, W] and a k x k kernel.
+od::BfpWeightGradArgs argsOf(const Codes& x, const Codes& g, int64_t N, int64_t C, int64_t O,
+                             int64_t H, int64_t W, int64_t k, int bitsX = 8, int bitsGy = 8) {
+  return {.x = x.e.codes.data<int8_t>(),
+          .xExps = x.e.exponents.data<int16_t>(),
+          .gy = g.e.codes.data<int8_t>(),
+          .gyExps = g.e.exponents.data<int16_t>(),
+          .N = N,
+          .C = C,
+          .O = O,
+          .H = H,
+          .W = W,
+          .k = k,
+          .bitsX = bitsX,
+          .bitsGy = bitsGy};
+}
+
 /// The weight gradient of one forward + backward of `conv` with output gradient g, and the
 /// int8 path's counters.
 std::vector<float> weightGrad(nn::Conv2d& conv, const Tensor& x, const Tensor& g, bool on,
@@ -144,18 +161,8 @@ TEST_CASE("Int8Bfp weights kernel: equals the double reference within the FP32 b
       const Codes x = encodeNhw(operand(rng, cs.n, cs.c, cs.h, cs.w, zeros), cs.bitsX, cs.block);
       const Codes g = encodeNhw(operand(rng, cs.n, cs.o, cs.h, cs.w, zeros), cs.bitsG, cs.block);
       const Ref ref = referenceWeightGrad(x.values, g.values, cs.n, cs.c, cs.o, cs.h, cs.w, cs.k);
-      const od::BfpWeightGradArgs a{.x = x.e.codes.data<int8_t>(),
-                                    .xExps = x.e.exponents.data<int16_t>(),
-                                    .gy = g.e.codes.data<int8_t>(),
-                                    .gyExps = g.e.exponents.data<int16_t>(),
-                                    .N = cs.n,
-                                    .C = cs.c,
-                                    .O = cs.o,
-                                    .H = cs.h,
-                                    .W = cs.w,
-                                    .k = cs.k,
-                                    .bitsX = cs.bitsX,
-                                    .bitsGy = cs.bitsG};
+      const od::BfpWeightGradArgs a =
+          argsOf(x, g, cs.n, cs.c, cs.o, cs.h, cs.w, cs.k, cs.bitsX, cs.bitsG);
       std::vector<std::vector<float>> results;
       for (od::BfpIsa isa : isas()) {
         std::vector<float> dw(static_cast<size_t>(cs.o * cs.c * cs.k * cs.k), -1.0f);
@@ -176,16 +183,7 @@ TEST_CASE("Int8Bfp weights kernel: results do not depend on the thread count") {
   const int64_t N = 3, C = 32, O = 16, H = 9, W = 10;
   const Codes x = encodeNhw(operand(rng, N, C, H, W, false), 8, 16);
   const Codes g = encodeNhw(operand(rng, N, O, H, W, false), 8, 16);
-  const od::BfpWeightGradArgs a{.x = x.e.codes.data<int8_t>(),
-                                .xExps = x.e.exponents.data<int16_t>(),
-                                .gy = g.e.codes.data<int8_t>(),
-                                .gyExps = g.e.exponents.data<int16_t>(),
-                                .N = N,
-                                .C = C,
-                                .O = O,
-                                .H = H,
-                                .W = W,
-                                .k = 3};
+  const od::BfpWeightGradArgs a = argsOf(x, g, N, C, O, H, W, 3);
   const int saved = numThreads();
   std::vector<float> one(static_cast<size_t>(O * C * 9)), two(one.size());
   setNumThreads(1);
@@ -207,16 +205,7 @@ TEST_CASE("Int8Bfp weights kernel: declines when a block product is not an FP32 
     return encodeNhw(Tensor::fromVector(v, {N, ch, H, W}), 8, 64);
   };
   const Codes x = tiny(C), g = tiny(O);
-  const od::BfpWeightGradArgs a{.x = x.e.codes.data<int8_t>(),
-                                .xExps = x.e.exponents.data<int16_t>(),
-                                .gy = g.e.codes.data<int8_t>(),
-                                .gyExps = g.e.exponents.data<int16_t>(),
-                                .N = N,
-                                .C = C,
-                                .O = O,
-                                .H = H,
-                                .W = W,
-                                .k = 3};
+  const od::BfpWeightGradArgs a = argsOf(x, g, N, C, O, H, W, 3);
   for (od::BfpIsa isa : isas()) {
     std::vector<float> dw(static_cast<size_t>(O * C * 9), 7.0f);
     CHECK_FALSE(od::bfpConv2dBackwardWeights(a, 64, dw.data(), isa));
